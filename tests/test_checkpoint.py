@@ -1,0 +1,92 @@
+import os
+
+import pytest
+import torch
+
+from srtbench import checkpoint
+from srtbench.data import DATASETS
+from srtbench.errors import SrtbenchError
+from srtbench.models import create_model
+
+
+def make(tmp_path, name="small-cnn"):
+    spec = DATASETS.get("fashion-mnist")
+    model = create_model(name, spec.shape, 10)
+    meta = {**checkpoint.model_meta(name, spec), "defense": "standard", "epoch": 3, "metrics": {"clean": 0.9}}
+    path = checkpoint.save(tmp_path / "m.pt", model, meta, resume={"rng": torch.get_rng_state(), "epoch": 3})
+    return model, path
+
+
+def test_round_trip_restores_weights_and_metadata(tmp_path):
+    model, path = make(tmp_path)
+    ck = checkpoint.load(path)
+    rebuilt = ck.build_model()
+    for (k, a), (_, b) in zip(model.state_dict().items(), rebuilt.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert ck.meta["epoch"] == 3 and ck.meta["metrics"] == {"clean": 0.9}
+    assert ck.meta["srtbench_version"] and "git_commit" in ck.meta
+    assert torch.equal(ck.resume["rng"], torch.get_rng_state()) or ck.resume["rng"].dtype == torch.uint8
+
+
+def test_loads_with_weights_only(tmp_path):
+    _, path = make(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "srtbench-checkpoint"
+
+
+def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
+    _, path = make(tmp_path)
+    before = path.read_bytes()
+
+    def broken_save(obj, f):
+        open(f, "wb").write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        make(tmp_path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/srtbench-pwned",))
+
+
+def bad_files(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    _, good = make(tmp_path)
+    corrupt.write_bytes(good.read_bytes()[:500])
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "srtbench-checkpoint", "x": Evil()}, evil)
+    return {
+        "missing": (tmp_path / "nope.pt", "no such checkpoint"),
+        "corrupt": (corrupt, "corrupt"),
+        "text": (text, "corrupt"),
+        "foreign": (foreign, "not an srtbench checkpoint"),
+        "evil": (evil, "run code from the file"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt", "text", "foreign", "evil"])
+def test_bad_files_give_one_line_errors(tmp_path, kind):
+    path, words = bad_files(tmp_path)[kind]
+    with pytest.raises(SrtbenchError) as err:
+        checkpoint.load(path)
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg and words in msg
+    assert not os.path.exists("/tmp/srtbench-pwned")
+
+
+def test_other_architecture_is_a_one_line_error(tmp_path):
+    _, path = make(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    payload["meta"]["model"] = "resnet-spatial"
+    torch.save(payload, path)
+    with pytest.raises(SrtbenchError, match="weights do not fit model 'resnet-spatial'"):
+        checkpoint.load(path).build_model()
