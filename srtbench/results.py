@@ -1,0 +1,177 @@
+"""Results as plain data: one CSV row per (checkpoint, attack, budget fraction), with full provenance.
+
+Accuracies are percentages (0-100), as in the paper's tables.  JSON-valued columns hold dicts
+(attack parameters, budgets, sanity flags).  Files are rewritten atomically; `key` identifies a row
+for resume (a re-run skips rows already present) and for conflict detection in tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from srtbench.errors import SrtbenchError
+from srtbench.runtime import atomic_path
+
+COLUMNS = (
+    # what was attacked
+    "checkpoint",  # path as given
+    "checkpoint_sha256",
+    "label",  # human row label, e.g. "SRT (λ = 0.2)"
+    "defense",  # registry name of the training objective, e.g. "srt"
+    "defense_params",  # JSON: the defense's hyperparameters (lambda, beta, ...)
+    "train_threat",  # neighborhood the model was trained against: pixel | spatial | compound | none
+    "model",
+    "dataset",
+    "split",  # "test"
+    # how it was attacked
+    "attack",  # registry name, e.g. "pgd", "gridadv.t", "autoattack"
+    "attack_params",  # JSON: every setting of the attack (steps, step size, k, library ...)
+    "fraction",  # budget fraction (Figures 1 and 7); 1.0 = the attack's full budget
+    "budget",  # JSON: the effective budgets, e.g. {"epsilon": 0.3} or {"rotation": 30, "translation": 3}
+    "n",  # number of examples
+    "seed",
+    # what came out (percent)
+    "clean_acc",
+    "robust_acc",
+    "robust_ci_low",  # 95% Wilson interval of robust_acc
+    "robust_ci_high",
+    "mean_distance",  # minimum-norm attacks: mean / median distance of successful examples (else empty)
+    "median_distance",
+    "flags",  # JSON: sanity flags {name: {"status": "PASS"|"WARN", "detail": ...}}
+    "per_example",  # path of the per-example side file, relative to the CSV
+    # provenance
+    "wall_time_s",
+    "device",
+    "srtbench_version",
+    "git_commit",
+    "command",
+    "timestamp",
+)
+
+KEY = ("checkpoint_sha256", "attack", "attack_params", "fraction", "n", "seed")
+JSON_COLUMNS = ("defense_params", "attack_params", "budget", "flags")
+PERCENT_COLUMNS = ("clean_acc", "robust_acc", "robust_ci_low", "robust_ci_high")
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON (sorted keys), so equal settings give equal strings and equal keys."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(row) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown result columns {sorted(unknown)}")
+    out = {c: row.get(c, "") for c in COLUMNS}
+    for c in JSON_COLUMNS:
+        if not isinstance(out[c], str):
+            out[c] = dumps(out[c])
+    return out
+
+
+def key(row: dict[str, Any] | pd.Series) -> tuple:
+    return tuple(str(row[c]) if c not in ("fraction", "n", "seed") else float(row[c]) for c in KEY)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion, in percent."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (100 * max(0.0, centre - half), 100 * min(1.0, centre + half))
+
+
+def read(path: str | os.PathLike) -> pd.DataFrame:
+    """One results CSV; a file of another schema is a one-line error naming the missing columns."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={c: str for c in (*JSON_COLUMNS, "checkpoint_sha256", "command")},
+                         keep_default_na=False, na_values=[""])
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise SrtbenchError(f"{path}: not a readable results CSV ({type(err).__name__})") from None
+    missing = [c for c in ("label", "attack", "fraction", "clean_acc", "robust_acc", "dataset") if c not in df.columns]
+    if missing:
+        raise SrtbenchError(f"{path}: not an srtbench results CSV (missing columns {', '.join(missing)})")
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = pd.NA
+    df["source"] = str(path)
+    return df
+
+
+def collect(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Every results CSV under the given files/folders (recursively), concatenated."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*.csv") if not f.name.startswith("."))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise SrtbenchError(f"{p}: no such file or folder")
+    if not files:
+        raise SrtbenchError(f"no results CSV found in {', '.join(map(str, paths))}")
+    return pd.concat([read(f) for f in files], ignore_index=True)
+
+
+def existing_keys(path: str | os.PathLike) -> set[tuple]:
+    path = Path(path)
+    if not path.exists():
+        return set()
+    return {key(r) for _, r in read(path).iterrows()}
+
+
+def append(path: str | os.PathLike, rows: Iterable[dict[str, Any]], replace: bool = False) -> None:
+    """Add rows to a results CSV atomically; with `replace`, rows of the same key are overwritten."""
+    path = Path(path)
+    new = pd.DataFrame([normalize_row(r) for r in rows], columns=list(COLUMNS))
+    if path.exists():
+        old = read(path).drop(columns=["source"])[list(COLUMNS)]
+        if replace:
+            new_keys = {key(r) for _, r in new.iterrows()}
+            old = old[[key(r) not in new_keys for _, r in old.iterrows()]]
+        new = pd.concat([old, new], ignore_index=True) if len(old) else new
+    with atomic_path(path) as tmp:
+        new.to_csv(tmp, index=False)
+
+
+# ---------------------------------------------------------------- per-example side files
+
+PER_EXAMPLE_KEYS = ("index", "clean_pred", "adv_pred", "label", "clean_correct", "adv_correct", "distance")
+
+
+def write_per_example(path: str | os.PathLike, outcomes: dict[str, Any]) -> None:
+    """Per-example outcomes of one (checkpoint, attack, fraction): tensors keyed by PER_EXAMPLE_KEYS.
+
+    `index` is the test-set index of each example, `distance` the perturbation size found (NaN where
+    the attack has no notion of it or did not succeed).  Saved with torch.save (loadable weights_only).
+    """
+    import torch
+
+    missing = [k for k in PER_EXAMPLE_KEYS if k not in outcomes]
+    if missing:
+        raise ValueError(f"per-example outcomes lack {missing}")
+    with atomic_path(path) as tmp:
+        torch.save({k: outcomes[k] for k in PER_EXAMPLE_KEYS}, tmp)
+
+
+def read_per_example(path: str | os.PathLike) -> dict[str, Any]:
+    import torch
+
+    try:
+        out = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise SrtbenchError(f"{path}: unreadable per-example file ({type(err).__name__})") from None
+    if not isinstance(out, dict) or any(k not in out for k in PER_EXAMPLE_KEYS):
+        raise SrtbenchError(f"{path}: not an srtbench per-example file")
+    return out
