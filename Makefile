@@ -21,7 +21,7 @@ data:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; fi
 
 test: setup
-	$(BIN)/ruff check srtbench tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 demo: setup
