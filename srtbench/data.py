@@ -279,8 +279,11 @@ class ProportionalBatches:
         self.labeled, self.unlabeled = labeled, unlabeled if unlabeled is not None and len(unlabeled) else None
         self.seed, self.augment, self.rank, self.world = seed, augment_images, rank, world
         n_l, n_u = len(labeled), len(self.unlabeled) if self.unlabeled is not None else 0
+        if batch_size % world:
+            raise SrtbenchError(f"batch size {batch_size} must divide by the {world} ranks")
         if labeled_per_batch is None:
-            labeled_per_batch = max(1, round(batch_size * n_l / (n_l + n_u)))
+            # m·|D_L|/(|D_L|+|D_U|), rounded to a multiple of the rank count so every rank gets equal shares
+            labeled_per_batch = max(world, world * round(batch_size * n_l / (n_l + n_u) / world))
         if unlabeled_per_batch is None:
             unlabeled_per_batch = batch_size - labeled_per_batch if n_u else 0
         self.b_l, self.b_u = labeled_per_batch, unlabeled_per_batch if n_u else 0
