@@ -157,3 +157,14 @@ def test_cifar10_goes_through_torchvision(tmp_path, monkeypatch):
     assert ds.images.shape == (10, 3, 32, 32)
     assert torch.equal(ds.images[3], torch.from_numpy(imgs[3].reshape(3, 32, 32)))
     assert ds.labels.tolist() == list(range(10))
+
+
+def test_rank_shares_round_to_the_rank_count():
+    lab, unl = data.split(fake_set(600), 100, None, seed=0)
+    # 128·100/600 = 21.3 labeled per batch; two ranks need an even count, so 22 + 106
+    sampler = data.ProportionalBatches(lab, unl, batch_size=128, rank=1, world=2)
+    assert (sampler.b_l, sampler.b_u) == (22, 106)
+    b = next(iter(sampler.epoch(0)))
+    assert len(b.x_labeled) == 11 and len(b.x_unlabeled) == 53
+    with pytest.raises(SrtbenchError, match="divide by the 3 ranks"):
+        data.ProportionalBatches(lab, unl, batch_size=128, world=3)
