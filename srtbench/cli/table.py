@@ -1,0 +1,33 @@
+"""`srtbench table`: results CSVs as the paper's tables (or any pivot), optionally beside the paper's numbers."""
+
+from __future__ import annotations
+
+import click
+
+from srtbench.cli import main
+
+
+@main.command("table")
+@click.argument("results", nargs=-1, required=True, type=click.Path())
+@click.option("--layout", default="auto", show_default=True,
+              help="table1..table6, table8, table9 (the paper's rows and columns) or auto (whatever the CSVs hold)")
+@click.option("--format", "fmt", default="markdown", show_default=True, help="markdown, latex, csv or rich")
+@click.option("--compare", default=None, metavar="paper|PATH",
+              help="show each cell as ours / reference (difference); 'paper' = the published numbers")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="also write the table to this file")
+def table(results, layout, fmt, compare, out):
+    """Pivot results CSVs (files or folders) into a table; best value per column in bold, '–' where missing."""
+    from srtbench import results as results_csv
+    from srtbench import tables
+    from srtbench.config import require
+    from srtbench.runtime import atomic_write_text
+
+    chosen = tables.LAYOUTS.get(layout)
+    renderer = tables.FORMATS.get(fmt)
+    require(compare is None or chosen.paper is not None or compare != "paper",
+            "--compare paper needs one of the paper's layouts (--layout table1 ... table9)")
+    reference = tables.reference_results(compare) if compare else None
+    text = renderer(tables.build(results_csv.collect(results), chosen, reference))
+    if out:
+        atomic_write_text(out, text)
+    click.echo(text, nl=False)

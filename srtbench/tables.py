@@ -1,0 +1,539 @@
+"""Results CSVs pivoted into the paper's tables (Tables 1-6, 8, 9) or into whatever the CSVs hold (`auto`).
+
+A `Layout` is plain data: the rows (the paper's row names, in its order), the attacks of its columns
+(after "Clean", in its order), whether it has a "Time (mins)" column, and the paper table it mirrors.
+`build` turns results rows into a `Table` (one group per dataset, cells as numbers, "–" where a
+result is missing); `render` writes it as markdown, LaTeX, CSV or a rich text table, with the best
+value of each column and dataset in bold.  Numbers are shown exactly as in the CSVs, rounded to two
+decimals as in the paper.
+
+The "Worst case" column is the per-example worst case over the table's attacks: an example counts as
+robust only if every attack failed on it (read from the per-example side files; "–" where any is missing).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from srtbench import results
+from srtbench.errors import SrtbenchError
+from srtbench.registry import Registry
+
+# the battery's attack names -> the paper's column headers, in the paper's order (Tables 3, 4 and Figure 1)
+ATTACK_HEADERS = {
+    "fgsm": "FGSM",
+    "pgd": "PGD",
+    "mifgsm": "MI-FGSM",
+    "jsma": "JSMA",
+    "cw": "C&W",
+    "pointwise": "Point-wise",
+    "ddn": "DDNA",
+    "randadv": "RandAdv",
+    "gridadv": "GridAdv",
+    "randadv.t": "RandAdv.T",
+    "gridadv.t": "GridAdv.T",
+    "randadv.r": "RandAdv.R",
+    "gridadv.r": "GridAdv.R",
+    "gridadv+": "GridAdv+",
+    "pgd+": "PGD+",
+    "autoattack": "AutoAttack",
+}
+DATASET_NAMES = {"cifar10": "CIFAR-10", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+# where a dataset stands in for one of the paper's (`--scale cpu` maps MNIST settings to Fashion-MNIST)
+PAPER_STAND_IN = {"fashion-mnist": "mnist"}
+PAPER_DIR = Path(__file__).resolve().parent.parent / "results" / "paper"
+MISSING = "–"
+
+
+# ---------------------------------------------------------------- layouts
+
+
+@dataclass(frozen=True)
+class Column:
+    kind: str  # clean | attack | worst | time
+    header: str
+    attack: str = ""
+    fraction: float = 1.0
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.kind != "time"
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    title: str
+    rows: tuple[str, ...] = ()  # empty: the labels found in the results, in order of appearance
+    attacks: tuple[str, ...] = ()  # empty: every attack found, in the paper's order
+    time: bool = False  # Tables 8-9: training time in minutes
+    paper: str | None = None  # the `checkpoint` tag of the paper's numbers, e.g. "paper:table3"
+
+
+LAYOUTS: Registry[Layout] = Registry("layout")
+
+
+def _register(layout: Layout) -> None:
+    LAYOUTS.register(layout.name, title=layout.title)(layout)
+
+
+_SPATIAL = ("randadv", "gridadv", "randadv.t", "gridadv.t", "randadv.r", "gridadv.r")
+_PIXEL = ("fgsm", "pgd", "mifgsm", "jsma", "cw", "pointwise", "ddn")
+
+
+def _lambda_rows(lams: Sequence[str]) -> tuple[str, ...]:
+    return ("Standard", *[f"{d} (λ = {lam})" for lam in lams for d in ("RT", "SRT")])
+
+
+_register(Layout("table1", "Table 1: SRT and RT under spatial attacks (CIFAR-10)",
+                 _lambda_rows(("0.15", "0.20", "0.25", "0.30")), ("randadv", "gridadv"), paper="paper:table1"))
+_register(Layout("table2", "Table 2: SRT and RT under pixel-wise attacks (CIFAR-10)",
+                 _lambda_rows(("0.2", "0.4", "0.6", "0.8")), ("fgsm", "pgd"), paper="paper:table2"))
+_register(Layout("table3", "Table 3: adversarial accuracy (%) under spatial attacks",
+                 ("Standard", "AT", "Worst-of-k", "KLR", "SRT"), _SPATIAL, paper="paper:table3"))
+_register(Layout("table4", "Table 4: adversarial accuracy (%) under pixel-wise attacks",
+                 ("Standard", "AT", "TRADES", "UAT", "RST", "SRT"), _PIXEL, paper="paper:table4"))
+_register(Layout("table5", "Table 5: SRT and RT under spatial attacks (MNIST)",
+                 _lambda_rows(("0.15", "0.20", "0.25", "0.30")), ("randadv", "gridadv"), paper="paper:table5"))
+_register(Layout("table6", "Table 6: SRT and RT under pixel-wise attacks (MNIST)",
+                 _lambda_rows(("0.2", "0.4", "0.6", "0.8")), ("fgsm", "pgd"), paper="paper:table6"))
+_register(Layout("table8", "Table 8: fast SRT under spatial attacks, with training time",
+                 ("Worst-of-k", "KLR", "SRT", "fast SRT"), ("gridadv", "gridadv.t", "gridadv.r"), time=True,
+                 paper="paper:table8"))
+_register(Layout("table9", "Table 9: fast SRT under pixel-wise attacks, with training time",
+                 ("AT", "TRADES", "SRT", "fast SRT"), ("fgsm", "pgd", "mifgsm", "jsma", "cw", "ddn"), time=True,
+                 paper="paper:table9"))
+_register(Layout("auto", "Accuracy (%) of every checkpoint under every attack in the results"))
+
+
+def row_key(label: str) -> str:
+    """Labels compare equal whatever the spelling of λ's number ("RT (λ = 0.20)" is "RT (λ = 0.2)")."""
+    label = re.sub(r"\s+", " ", str(label).strip())
+    return re.sub(r"λ ?= ?([0-9.]+)", lambda m: f"λ = {float(m.group(1)):g}", label)
+
+
+def _without_lambda(key: str) -> str:
+    return re.sub(r" \(λ = [0-9.]+\)$", "", key)
+
+
+# ---------------------------------------------------------------- the pivoted table
+
+
+@dataclass
+class Cell:
+    value: float | str | None  # a string only where the source prints no number (Table 9's "10,94")
+    reference: float | str | None = None
+
+
+@dataclass
+class Row:
+    label: str
+    cells: list[Cell]
+
+
+@dataclass
+class Group:
+    dataset: str
+    rows: list[Row]
+    reference_dataset: str | None = None
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[Column]
+    groups: list[Group]
+    compared: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def cell(self, dataset: str, label: str, header: str) -> Cell:
+        """Test and script helper: the cell of a row label and column header."""
+        col = [c.header for c in self.columns].index(header)
+        for g in self.groups:
+            if g.dataset == dataset:
+                for r in g.rows:
+                    if r.label == label:
+                        return r.cells[col]
+        raise KeyError((dataset, label, header))
+
+
+def _attack_order(name: str) -> tuple[int, str]:
+    order = list(ATTACK_HEADERS)
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _columns(layout: Layout, df: pd.DataFrame) -> list[Column]:
+    cols = [Column("clean", "Clean")]
+    if layout.attacks:
+        cols += [Column("attack", ATTACK_HEADERS.get(a, a), a, 1.0) for a in layout.attacks]
+    else:
+        pairs = sorted({(str(a), float(f)) for a, f in zip(df["attack"], df["fraction"])},
+                       key=lambda p: (_attack_order(p[0]), -p[1]))
+        for a, f in pairs:
+            head = ATTACK_HEADERS.get(a, a)
+            cols.append(Column("attack", head if f == 1.0 else f"{head} ×{f:g}", a, f))
+    if sum(c.kind == "attack" and c.fraction == 1.0 for c in cols) >= 2:
+        cols.append(Column("worst", "Worst case"))
+    if layout.time:
+        cols.append(Column("time", "Time (mins)"))
+    return cols
+
+
+def check_conflicts(df: pd.DataFrame) -> None:
+    """Two rows for the same label/dataset/attack/fraction with different numbers: name both files."""
+    for (label, dataset, attack, fraction), g in df.groupby(["label", "dataset", "attack", "fraction"], sort=False):
+        values = g[["clean_acc", "robust_acc"]].astype(float).round(6)
+        distinct = values.drop_duplicates()
+        if len(distinct) > 1:
+            first, second = (g.loc[i] for i in distinct.index[:2])
+            raise SrtbenchError(
+                f"conflicting results for {label} / {dataset} / {attack} @ {fraction:g}: "
+                f"{first['source']} has {first['robust_acc']:.2f}, {second['source']} has {second['robust_acc']:.2f}"
+            )
+
+
+def _assign_rows(layout: Layout, labels: Sequence[str]) -> dict[str, str]:
+    """Result label -> displayed row: the layout's row of the same name, else of the same name
+    without "(λ = ...)" (Table 3's "SRT" is "SRT (λ = 0.2)"), else the label itself as an extra row."""
+    by_key = {row_key(r): r for r in layout.rows}
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for label in labels:
+        key = row_key(label)
+        row = by_key.get(key) or by_key.get(_without_lambda(key))
+        if row is None or row in taken:
+            row = label
+        taken.add(row)
+        out[label] = row
+    return out
+
+
+def _clean_value(rows: pd.DataFrame) -> float | None:
+    """Clean accuracy of a checkpoint: from its row evaluated on the most examples."""
+    rows = rows.dropna(subset=["clean_acc"])
+    if rows.empty:
+        return None
+    n = pd.to_numeric(rows["n"], errors="coerce").fillna(0)
+    return float(rows.loc[n.idxmax(), "clean_acc"])
+
+
+def _parse_minutes(text: str) -> float | str | None:
+    """The paper prints minutes with thousands separators ("1,654"); anything else is kept verbatim."""
+    text = str(text).strip()
+    if not text or text.lower() == "nan":
+        return None
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?|\d+(\.\d+)?", text):
+        return float(text.replace(",", ""))
+    return text
+
+
+@lru_cache(maxsize=256)
+def _meta_at(path: str) -> dict:
+    from srtbench import checkpoint
+
+    try:
+        return checkpoint.load(path).meta
+    except SrtbenchError:
+        return {}
+
+
+def checkpoint_meta(row: pd.Series) -> dict:
+    """The metadata of the checkpoint a results row names (as given to evaluate, or beside the CSV); {} if gone."""
+    name = str(row.get("checkpoint", ""))
+    if not name or name.startswith("paper:") or name == "nan":
+        return {}
+    for candidate in (Path(name), Path(str(row.get("source", ""))).parent / name):
+        if candidate.is_file():
+            return _meta_at(str(candidate.resolve()))
+    return {}
+
+
+def _time_value(rows: pd.DataFrame) -> float | str | None:
+    for _, r in rows.iterrows():
+        if "train_time_min" in r and pd.notna(r["train_time_min"]):
+            return _parse_minutes(r["train_time_min"])
+        if "train_time_s" in r and pd.notna(r["train_time_s"]):
+            return float(r["train_time_s"]) / 60
+        seconds = checkpoint_meta(r).get("train_time_s")
+        if seconds is not None:
+            return float(seconds) / 60
+    return None
+
+
+def _per_example_path(row: pd.Series) -> Path | None:
+    rel = row.get("per_example")
+    if rel is None or pd.isna(rel) or not str(rel).strip():
+        return None
+    path = Path(str(row["source"])).parent / str(rel)
+    return path if path.is_file() else None
+
+
+def worst_case(rows: Sequence[pd.Series]) -> float | None:
+    """Percent of examples that every attack failed on, over the examples all of them evaluated."""
+    import torch
+
+    outcomes: list[dict[int, bool]] = []
+    for r in rows:
+        path = _per_example_path(r)
+        if path is None:
+            return None
+        ex = results.read_per_example(path)
+        ok = torch.as_tensor(ex["adv_correct"]).bool() & torch.as_tensor(ex["clean_correct"]).bool()
+        outcomes.append(dict(zip(torch.as_tensor(ex["index"]).tolist(), ok.tolist())))
+    common = set.intersection(*(set(o) for o in outcomes)) if outcomes else set()
+    if not common:
+        return None
+    return 100.0 * sum(all(o[i] for o in outcomes) for i in common) / len(common)
+
+
+def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list[Row]:
+    labels = list(dict.fromkeys(df["label"].astype(str)))
+    placement = _assign_rows(layout, labels)
+    order = list(layout.rows) + [placement[lb] for lb in labels if placement[lb] not in layout.rows]
+    by_row = {placement[lb]: lb for lb in labels}
+    out = []
+    for row in order:
+        label = by_row.get(row)
+        mine = df[df["label"].astype(str) == label] if label is not None else df.iloc[0:0]
+        cells = []
+        for col in columns:
+            if col.kind == "clean":
+                cells.append(Cell(_clean_value(mine)))
+            elif col.kind == "attack":
+                hit = mine[(mine["attack"] == col.attack) & (mine["fraction"].astype(float) == col.fraction)]
+                cells.append(Cell(float(hit["robust_acc"].iloc[0]) if len(hit) and pd.notna(hit["robust_acc"].iloc[0])
+                                  else None))
+            elif col.kind == "time":
+                cells.append(Cell(_time_value(mine)))
+            else:
+                attacked = [c for c in columns if c.kind == "attack" and c.fraction == 1.0]
+                hits = [mine[(mine["attack"] == c.attack) & (mine["fraction"].astype(float) == 1.0)] for c in attacked]
+                cells.append(Cell(worst_case([h.iloc[0] for h in hits]) if all(len(h) for h in hits) else None))
+        out.append(Row(row, cells))
+    return out
+
+
+def _dataset_order(name: str) -> tuple[int, str]:
+    order = list(DATASET_NAMES)
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _select(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    # the paper's numbers of other tables do not belong here (Tables 4 and 9 print TRADES differently)
+    if layout.paper:
+        tags = df["checkpoint"].astype(str)
+        df = df[~tags.str.startswith("paper:") | (tags == layout.paper)]
+    if layout.attacks:
+        df = df[df["attack"].isin(layout.attacks) & (df["fraction"].astype(float) == 1.0)]
+    return df
+
+
+def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFrame | None = None) -> Table:
+    """Pivot results rows (`results.collect`) into `layout`; with `reference`, each cell also holds
+    the reference's number for the same row, column and dataset (or the dataset it stands in for)."""
+    layout = LAYOUTS.get(layout) if isinstance(layout, str) else layout
+    df = _select(df, layout)
+    if df.empty:
+        wanted = ", ".join(layout.attacks) if layout.attacks else "any attack"
+        raise SrtbenchError(f"no results for layout {layout.name} (it needs {wanted} at fraction 1.0)")
+    check_conflicts(df)
+    columns = _columns(layout, df)
+    if any(c.kind == "worst" for c in columns) and not df["per_example"].map(
+        lambda p: isinstance(p, str) and bool(p.strip())
+    ).any():
+        columns = [c for c in columns if c.kind != "worst"]  # nothing to compute it from (e.g. the paper's numbers)
+    groups = [Group(ds, _group_rows(layout, columns, part))
+              for ds, part in sorted(df.groupby("dataset", sort=False), key=lambda kv: _dataset_order(kv[0]))]
+    table = Table(layout.title, columns, groups)
+    if reference is not None:
+        _attach_reference(table, layout, reference)
+    return table
+
+
+def _attach_reference(table: Table, layout: Layout, reference: pd.DataFrame) -> None:
+    ref = _select(reference, layout)
+    if ref.empty:
+        raise SrtbenchError(f"the reference holds nothing for layout {layout.name}")
+    check_conflicts(ref)
+    datasets = list(dict.fromkeys(ref["dataset"]))
+    table.compared = True
+    for group in table.groups:
+        ds = group.dataset if group.dataset in datasets else PAPER_STAND_IN.get(group.dataset)
+        if ds not in datasets:
+            ds = datasets[0] if len(datasets) == 1 else None
+        if ds is None:
+            continue
+        group.reference_dataset = ds
+        if ds != group.dataset:
+            table.notes.append(f"{DATASET_NAMES.get(group.dataset, group.dataset)} is compared with the paper's "
+                               f"{DATASET_NAMES.get(ds, ds)} numbers")
+        ref_rows = {r.label: r for r in _group_rows(layout, table.columns, ref[ref["dataset"] == ds])}
+        for row in group.rows:
+            other = ref_rows.get(row.label)
+            if other is not None:
+                for mine, theirs in zip(row.cells, other.cells):
+                    mine.reference = theirs.value
+
+
+def reference_results(name: str) -> pd.DataFrame:
+    """`--compare paper` reads results/paper/; any other value is a results file or folder."""
+    if name == "paper":
+        if not PAPER_DIR.is_dir():
+            raise SrtbenchError(f"the paper's numbers are not installed ({PAPER_DIR} is missing)")
+        return results.collect([PAPER_DIR])
+    return results.collect([name])
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def round2(value: float) -> float:
+    """Two decimals, half up on the decimal digits as written (55.555 -> 55.56, not binary 55.55)."""
+    return float(Decimal(repr(float(value))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def format_value(value: float | str | None, column: Column) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, str):
+        return value
+    if column.kind == "time":
+        return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    return f"{round2(value):.2f}"
+
+
+def _difference(cell: Cell, column: Column) -> str:
+    if isinstance(cell.value, (int, float)) and isinstance(cell.reference, (int, float)):
+        d = round2(cell.value) - round2(cell.reference)
+        return f"{d:+.2f}".replace("-", "−") if column.kind != "time" else f"{d:+,.0f}".replace("-", "−")
+    return MISSING
+
+
+def _best(group: Group, col_index: int, column: Column) -> set[str]:
+    shown = {}
+    for row in group.rows:
+        v = row.cells[col_index].value
+        if isinstance(v, (int, float)) and not math.isnan(v):
+            shown[row.label] = round2(v)
+    if len(shown) < 2:
+        return set()
+    best = max(shown.values()) if column.higher_is_better else min(shown.values())
+    return {label for label, v in shown.items() if v == best}
+
+
+def _text_grid(table: Table, bold: Callable[[str], str]) -> list[tuple[str, list[list[str]]]]:
+    """Per group: its heading and the rows of cell texts (label first), best values passed through `bold`."""
+    out = []
+    for group in table.groups:
+        best = [_best(group, i, c) for i, c in enumerate(table.columns)]
+        rows = []
+        for row in group.rows:
+            texts = [row.label]
+            for i, (cell, col) in enumerate(zip(row.cells, table.columns)):
+                text = format_value(cell.value, col)
+                if row.label in best[i]:
+                    text = bold(text)
+                if table.compared:
+                    text = f"{text} / {format_value(cell.reference, col)} ({_difference(cell, col)})"
+                texts.append(text)
+            rows.append(texts)
+        heading = DATASET_NAMES.get(group.dataset, group.dataset)
+        if table.compared and group.reference_dataset:
+            heading += f" (ours / paper {DATASET_NAMES.get(group.reference_dataset, group.reference_dataset)} (Δ))"
+        out.append((heading, rows))
+    return out
+
+
+FORMATS: Registry[Callable[[Table], str]] = Registry("table format")
+
+
+@FORMATS.register("markdown")
+def to_markdown(table: Table) -> str:
+    headers = ["Defense", *[c.header for c in table.columns]]
+    lines = [f"**{table.title}**", "", "| " + " | ".join(headers) + " |",
+             "| --- |" + " ---: |" * len(table.columns)]
+    for heading, rows in _text_grid(table, lambda t: f"**{t}**"):
+        lines.append(f"| *{heading}* |" + " |" * len(table.columns))
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += [f"\n{n}." for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "λ": r"$\lambda$", "Δ": r"$\Delta$",
+                  "−": "$-$", "×": r"$\times$", "–": "--"}
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+@FORMATS.register("latex")
+def to_latex(table: Table) -> str:
+    n = len(table.columns) + 1
+    lines = [f"% {table.title}", r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule",
+             " & ".join(_latex(h) for h in ["Defense", *[c.header for c in table.columns]]) + r" \\"]
+    # bold is applied after escaping so the marker survives; \textbf wraps the escaped number
+    for heading, rows in _text_grid(table, lambda t: f"\x00{t}\x01"):
+        lines += [r"\midrule", rf"\multicolumn{{{n}}}{{c}}{{{_latex(heading)}}} \\", r"\midrule"]
+        for r in rows:
+            cells = [_latex(t).replace("\x00", r"\textbf{").replace("\x01", "}") for t in r]
+            lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [f"% {n}" for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+@FORMATS.register("csv")
+def to_csv(table: Table) -> str:
+    """Machine-readable: one line per row, numbers rounded to two decimals, empty where missing."""
+    headers = ["dataset", "label"]
+    for c in table.columns:
+        headers += [c.header] + ([f"{c.header} (paper)", f"{c.header} Δ"] if table.compared else [])
+    lines = []
+    for group in table.groups:
+        for row in group.rows:
+            line = [group.dataset, row.label]
+            for cell, col in zip(row.cells, table.columns):
+                texts = [cell.value] + ([cell.reference, _difference(cell, col)] if table.compared else [])
+                line += ["" if t is None or t == MISSING else (format_value(t, col).replace(",", "")
+                                                               if not isinstance(t, str) else t)
+                         for t in texts]
+            lines.append(line)
+    frame = pd.DataFrame(lines, columns=headers)
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+@FORMATS.register("rich")
+def to_rich(table: Table) -> str:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    out = RichTable(title=table.title, title_justify="left")
+    out.add_column("Defense")
+    for c in table.columns:
+        out.add_column(c.header, justify="right")
+    for gi, (heading, rows) in enumerate(_text_grid(table, lambda t: f"[bold]{t}[/bold]")):
+        out.add_row(f"[italic]{heading}[/italic]", end_section=False)
+        for i, r in enumerate(rows):
+            out.add_row(*r, end_section=(i == len(rows) - 1 and gi < len(table.groups) - 1))
+    buf = io.StringIO()
+    console = Console(file=buf, width=max(100, 16 * (len(table.columns) + 1)), force_terminal=False)
+    console.print(out)
+    for n in table.notes:
+        console.print(n + ".")
+    return buf.getvalue()
+
+
+def render(table: Table, fmt: str = "markdown") -> str:
+    return FORMATS.get(fmt)(table)
