@@ -143,7 +143,10 @@ class PixelBall(Neighborhood):
         return theta + size * grad / n
 
     def apply(self, x, theta):
-        return (x + theta).clamp(0, 1)
+        # value clamp(x + δ, 0, 1), gradient 1: torch's clamp has zero gradient AT the bounds, which would
+        # freeze every pixel sitting on 0 or 1 (half of an MNIST image) for the whole ascent
+        out = x + theta
+        return out - (out - out.clamp(0, 1)).detach()
 
     def contains(self, theta, tol=1e-5):
         return self._norms(theta) <= self.epsilon + tol
