@@ -1,0 +1,102 @@
+"""Sanity flags of an evaluation: one small named function per check (after AutoAttack's checks.py).
+
+Each returns `{"status": "PASS" | "WARN", "detail": "<numbers>; <what to try next>"}`; evaluation stores
+the flags with every row they concern and prints the WARNs.  A flag never drops or changes a result.
+Accuracies are percentages; `n` is the number of examples a comparison rests on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from srtbench.maximizers import eval_mode
+
+Flag = dict[str, str]
+
+
+def _flag(ok: bool, detail: str, hint: str) -> Flag:
+    return {"status": "PASS" if ok else "WARN", "detail": detail if ok else f"{detail}; {hint}"}
+
+
+def _tolerance(n: int) -> float:
+    """One example, or 0.5 point on large sets: random starts may move single examples."""
+    return max(100.0 / max(n, 1), 0.5)
+
+
+def zero_budget(clean_acc: float, zero_acc: float, n: int) -> Flag:
+    """ε = 0 (fraction 0) must give the clean accuracy exactly."""
+    return _flag(zero_acc == clean_acc, f"fraction 0: {zero_acc:.2f}% vs clean {clean_acc:.2f}% on {n} examples",
+                 "the attack leaves N(x) or the input pipeline differs between clean and attacked passes")
+
+
+def deterministic(model: nn.Module, x: torch.Tensor) -> Flag:
+    """Eval-mode outputs repeat exactly and do not depend on the batch (BatchNorm statistics, dropout)."""
+    with eval_mode(model), torch.no_grad():
+        a, b = model(x), model(x)
+        single = torch.cat([model(x[i:i + 1]) for i in range(min(len(x), 8))])
+    repeat = (a - b).abs().max().item()
+    batch = (a[: len(single)] - single).abs().max().item()
+    return _flag(repeat == 0 and batch < 1e-3, f"max |Δlogit| repeated {repeat:.2g}, batch vs single {batch:.2g}",
+                 "the model is stochastic or batch-dependent in eval mode (dropout/BatchNorm in train mode?);"
+                 " attacks then over- or under-estimate robustness")
+
+
+def in_neighborhood(inside: torch.Tensor) -> Flag:
+    """Every x' lies inside N(x) (its budget) and in [0, 1]."""
+    bad = int((~inside).sum())
+    return _flag(bad == 0, f"{bad} of {len(inside)} adversarial examples outside N(x) or [0,1]",
+                 "report this attack as broken; its accuracy is not a robust accuracy")
+
+
+def reclassified(adv_pred: torch.Tensor, again: torch.Tensor) -> Flag:
+    """Classifying the saved x' again (other batch size) reproduces the predictions the accuracy counts."""
+    bad = int((adv_pred != again).sum())
+    return _flag(bad == 0, f"{bad} of {len(adv_pred)} predictions change when x' is classified again",
+                 "the model is batch-dependent or non-deterministic; fix it before trusting any number")
+
+
+def lemma1(clean_pred: torch.Tensor, adv_pred: torch.Tensor, label: torch.Tensor) -> Flag:
+    """Per example, R_adv = R_stand + (1 - R_stand)·R_rob (Lemma 1, Eq. (5))."""
+    stand = (clean_pred != label).float()
+    adv = ((clean_pred != label) | (adv_pred != label)).float()
+    rob = (adv_pred != clean_pred).float()
+    bad = int((adv != stand + (1 - stand) * rob).sum())
+    return _flag(bad == 0, f"identity fails on {bad} of {len(label)} examples",
+                 "per-example bookkeeping is inconsistent: the attack was not run against C(x)")
+
+
+def monotone_budget(accs: dict[float, float], n: int) -> Flag:
+    """Robust accuracy does not rise with the budget fraction (up to one example of noise)."""
+    fr = sorted(accs)
+    rises = [(a, b) for a, b in zip(fr, fr[1:]) if accs[b] > accs[a] + _tolerance(n)]
+    curve = ", ".join(f"{f:g}: {accs[f]:.1f}" for f in fr)
+    return _flag(not rises, f"accuracy by fraction {curve}",
+                 "a larger budget found less: more steps, a smaller step size or restarts")
+
+
+def attack_order(strong: str, strong_acc: float, weak: str, weak_acc: float, n: int) -> Flag:
+    """A stronger attack (PGD, GridAdv, AutoAttack) does not leave more accuracy than a weaker one."""
+    return _flag(strong_acc <= weak_acc + _tolerance(n), f"{strong} {strong_acc:.2f}% vs {weak} {weak_acc:.2f}%",
+                 f"{strong} is weaker than {weak}: gradient masking, or too few steps/too small a step")
+
+
+def compound_dominates(compound: str, part: str, broken_compound: torch.Tensor, broken_part: torch.Tensor) -> Flag:
+    """A compound attack breaks, per example, at least what its first stage breaks alone (Appendix F)."""
+    missed = int((broken_part & ~broken_compound).sum())
+    return _flag(missed == 0, f"{missed} examples broken by {part} survive {compound}",
+                 "the compound's stages differ from the standalone attack (settings or seed)")
+
+
+def unbounded_pgd(acc: float, num_classes: int, n: int) -> Flag:
+    """PGD with ε = 1 (the whole image box) must reach chance level or below."""
+    chance = 100.0 / num_classes
+    return _flag(acc <= chance, f"PGD at ε = 1: {acc:.1f}% on {n} examples (chance {chance:.1f}%)",
+                 "gradients do not lead anywhere: gradient masking or a non-differentiable model")
+
+
+def gradient_masking(white_box: str, white_acc: float, black_acc: float, n: int) -> Flag:
+    """The best white-box attack is not weaker than the black-box Square attack at the same budget."""
+    return _flag(white_acc <= black_acc + _tolerance(n),
+                 f"{white_box} {white_acc:.1f}% vs Square {black_acc:.1f}% on {n} examples",
+                 "gradients are masked: trust Square/AutoAttack, not PGD")

@@ -1,0 +1,444 @@
+"""Attack checkpoints with the battery: per-example outcomes, the paper's risks, result rows, sanity flags.
+
+`evaluate(paths, cfg)` runs every attack × budget fraction on the first `n` test examples, writes one
+CSV row per (checkpoint, attack, fraction) with `results.append` and the per-example outcomes beside it
+with `results.write_per_example`.  Attacks are aimed at the clean prediction C(x), so one run measures
+the risks of Definition 2 per example: R_stand = I{C(x) ≠ y}, R_adv = max over N(x) of I{C(x') ≠ y}
+(x ∈ N(x), so a misclassified x counts), R_rob = I{C(x') ≠ C(x)}; Lemma 1 is checked on them.
+The worst case over attacks is taken per example ("not min of means"), within each threat group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from srtbench import __version__, checks, results
+from srtbench.attacks import ATTACKS, Attack, AttackOutput, build, split_specs
+from srtbench.checkpoint import load as load_checkpoint
+from srtbench.config import field, require
+from srtbench.errors import SrtbenchError
+from srtbench.maximizers import eval_mode
+from srtbench.progress import progress_bar
+from srtbench.runtime import DEVICES, command_line, git_commit, resolve_device
+
+SUBSET = 64  # examples the extra sanity runs (ε = 0, ε = 1, Square) use
+
+
+@dataclass
+class EvalConfig:
+    attacks: str = field("all", "attacks: all, or a comma list of name or name[key=value,...]")
+    fractions: tuple[float, ...] = field((1.0,), "budget fractions (Figures 1 and 7), e.g. 0.2,0.4,0.6,0.8,1.0")
+    n: int = field(1000, "evaluate the first N test examples")
+    batch_size: int = field(256, "examples per attack batch")
+    device: str = field("auto", "auto, cpu or cuda", choices=DEVICES)
+    seed: int = field(0, "seed of the attacks' random starts and draws")
+    dataset: str | None = field(None, "dataset (default: the checkpoint's; required with --model)")
+    data_dir: str | None = field(None, "folder holding the dataset files")
+    out: str = field("results/eval.csv", "results CSV (per-example files go to NAME.examples/ beside it)")
+    force: bool = field(False, "recompute rows that already exist in --out")
+    model: str | None = field(None, "module:function building a foreign model; CKPT is then its state dict")
+    sanity: bool = field(True, "run the sanity checks (a few extra attack runs on 64 examples)")
+
+    def __post_init__(self):
+        require(self.n >= 1, f"--n must be >= 1, got {self.n}")
+        require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        require(len(self.fractions) >= 1, "--fractions is empty")
+        for f in self.fractions:
+            require(math.isfinite(f) and 0 <= f <= 1, f"--fractions must lie in [0, 1], got {f:g}")
+        require(self.model is None or ":" in self.model, f"--model must be module:function, got {self.model!r}")
+
+
+# ---------------------------------------------------------------- what is attacked
+
+
+@dataclass
+class Target:
+    """A model to attack with its provenance (meta read defensively: foreign files lack training keys)."""
+
+    model: nn.Module
+    path: str
+    sha256: str
+    dataset: str
+    label: str
+    defense: str
+    defense_params: dict
+    train_threat: str
+    model_name: str
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_target(path: str, cfg: EvalConfig) -> Target:
+    if cfg.model is not None:
+        return _foreign_target(path, cfg)
+    ckpt = load_checkpoint(path)
+    meta = ckpt.meta
+    if cfg.dataset is not None and meta["dataset"] != cfg.dataset:
+        raise SrtbenchError(f"{path}: checkpoint is for {meta['dataset']}, not {cfg.dataset}")
+    threat = meta.get("threat")
+    train_threat = threat.get("threat", "unknown") if isinstance(threat, dict) else str(threat or "unknown")
+    if meta.get("defense") == "standard":
+        train_threat = "none"
+    label = str(meta.get("label") or Path(path).stem)
+    return Target(ckpt.build_model(), str(path), sha256(path), meta["dataset"], label,
+                  str(meta.get("defense") or "unknown"), dict(meta.get("defense_params") or {}), train_threat,
+                  str(meta["model"]))
+
+
+def _foreign_target(path: str, cfg: EvalConfig) -> Target:
+    """`--model module:function` (RobustBench style): function() builds the model, CKPT holds its weights."""
+    require(cfg.dataset is not None, "--model needs --dataset (a foreign checkpoint does not name its dataset)")
+    module_name, fn_name = cfg.model.split(":", 1)
+    try:
+        builder = getattr(importlib.import_module(module_name), fn_name)
+    except (ImportError, AttributeError) as err:
+        raise SrtbenchError(f"--model {cfg.model}: cannot import ({type(err).__name__}: {err})") from None
+    if not Path(path).is_file():
+        raise SrtbenchError(f"{path}: no such state dict file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise SrtbenchError(f"{path}: not a loadable state dict ({type(err).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    model = builder()
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as err:
+        raise SrtbenchError(f"{path}: weights do not fit {cfg.model} ({str(err).splitlines()[0][:160]})") from None
+    return Target(model, str(path), sha256(path), cfg.dataset, Path(path).stem, "unknown", {}, "unknown", cfg.model)
+
+
+# ---------------------------------------------------------------- running attacks in batches
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    with eval_mode(model), torch.no_grad():
+        return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
+
+
+def batch_generator(seed: int, start: int) -> torch.Generator:
+    """Random draws depend on (seed, first example of the batch) only, not on the order of attacks."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + start)
+
+
+def run_attack(model, attack: Attack, x, target, batch_size, device, seed, progress=None, task=None) -> AttackOutput:
+    """The attack over all examples, batch by batch; outputs gathered on the CPU."""
+    out = None
+    for lo in range(0, len(x), batch_size):
+        xb, tb = x[lo:lo + batch_size].to(device), target[lo:lo + batch_size].to(device)
+        part = attack(model, xb, tb, batch_generator(seed, lo)).to("cpu")
+        out = part if out is None else out.cat(part)
+        if progress is not None:
+            progress.advance(task, len(xb))
+    return out
+
+
+@dataclass
+class Examples:
+    """Per-example outcomes of one (attack, fraction): the PER_EXAMPLE_KEYS of results."""
+
+    index: torch.Tensor
+    label: torch.Tensor
+    clean_pred: torch.Tensor
+    adv_pred: torch.Tensor
+    distance: torch.Tensor
+
+    @property
+    def clean_correct(self) -> torch.Tensor:
+        return self.clean_pred == self.label
+
+    @property
+    def adv_correct(self) -> torch.Tensor:
+        return self.clean_correct & (self.adv_pred == self.label)  # x itself lies in N(x)
+
+    @property
+    def broken(self) -> torch.Tensor:
+        return self.adv_pred != self.clean_pred  # R_rob(x) = 1
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return {"index": self.index, "label": self.label, "clean_pred": self.clean_pred, "adv_pred": self.adv_pred,
+                "clean_correct": self.clean_correct, "adv_correct": self.adv_correct, "distance": self.distance}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Examples:
+        return cls(d["index"], d["label"], d["clean_pred"], d["adv_pred"], d["distance"])
+
+
+def risks(ex: Examples) -> dict[str, float]:
+    """The empirical risks of Definition 2 (Eqs. (2)-(4)), in percent."""
+    stand = (~ex.clean_correct).float()
+    return {"R_stand": 100 * stand.mean().item(), "R_rob": 100 * ex.broken.float().mean().item(),
+            "R_adv": 100 * (~ex.adv_correct).float().mean().item()}
+
+
+def worst_case(examples: list[Examples]) -> Examples:
+    """Per example, the first attack that breaks it (its prediction counts), else the clean prediction."""
+    first = examples[0]
+    adv = first.clean_pred.clone()
+    open_ = torch.ones(len(adv), dtype=torch.bool)
+    for ex in examples:
+        hit = open_ & ex.broken
+        adv[hit] = ex.adv_pred[hit]
+        open_ &= ~hit
+    return Examples(first.index, first.label, first.clean_pred, adv, torch.full((len(adv),), math.nan))
+
+
+def accuracy(mask: torch.Tensor) -> float:
+    return 100.0 * mask.float().mean().item()
+
+
+# ---------------------------------------------------------------- one checkpoint
+
+
+@dataclass
+class Run:
+    """One row and the per-example outcomes behind it."""
+
+    row: dict[str, Any]
+    examples: Examples
+    attack: str
+    threat: str
+    fraction: float
+
+
+def _params_hash(params: dict) -> str:
+    return hashlib.sha256(results.dumps(params).encode()).hexdigest()[:8]
+
+
+class CheckpointEvaluation:
+    def __init__(self, target: Target, cfg: EvalConfig, x, y, device, existing: set, progress):
+        self.t, self.cfg, self.x, self.y, self.device = target, cfg, x, y, device
+        self.existing, self.progress = existing, progress
+        self.out = Path(cfg.out)
+        self.clean_pred = predict(target.model, x, cfg.batch_size, device)
+        self.index = torch.arange(len(x))
+        self.cache: dict[str, AttackOutput] = {}
+        self.zero_flags: dict[str, dict] = {}
+        self.runs: list[Run] = []
+        self.common_flags = {"deterministic": checks.deterministic(target.model, x[:SUBSET].to(device))}
+
+    @property
+    def clean_acc(self) -> float:
+        return accuracy(self.clean_pred == self.y)
+
+    def _side_path(self, name: str, params: dict, fraction: float) -> str:
+        t, c = self.t, self.cfg
+        return (f"{self.out.stem}.examples/{t.sha256[:12]}-{name}-{_params_hash(params)}"
+                f"-f{fraction:g}-n{c.n}-s{c.seed}.pt")
+
+    def _outputs(self, attack: Attack, label: str) -> AttackOutput:
+        if attack.run_key not in self.cache:
+            task = self.progress.add_task(label, total=len(self.x), info="")
+            self.cache[attack.run_key] = run_attack(self.t.model, attack, self.x, self.clean_pred, self.cfg.batch_size,
+                                                    self.device, self.cfg.seed, self.progress, task)
+        return self.cache[attack.run_key]
+
+    def run(self, spec: str, fraction: float) -> Run:
+        atk = build(spec, self.t.dataset, fraction)
+        key_row = self._row_base(atk, fraction)
+        side = self._side_path(atk.name, atk.params, fraction)
+        if not self.cfg.force and results.key(key_row) in self.existing:
+            try:
+                ex = Examples.from_dict(results.read_per_example(self.out.parent / side))
+                row = next(r for r in self.existing_rows() if results.key(r) == results.key(key_row))
+                row = {**row, "flags": json.loads(row["flags"] or "{}"), "budget": json.loads(row["budget"] or "{}")}
+                return Run(row, ex, atk.name, atk.threat, fraction)
+            except (SrtbenchError, StopIteration):
+                pass  # a row without its side file is recomputed
+        start = time.perf_counter()
+        full = self._outputs(atk, f"{self.t.label} · {spec} × {fraction:g}")
+        wall = time.perf_counter() - start
+        out = atk.at_budget(full, self.x)
+        adv_pred = predict(self.t.model, out.x_adv, self.cfg.batch_size, self.device)
+        again = predict(self.t.model, out.x_adv, max(1, self.cfg.batch_size // 2 + 1), self.device)
+        ex = Examples(self.index, self.y, self.clean_pred, adv_pred, out.distance)
+        flags = {**self.common_flags, "in_neighborhood": checks.in_neighborhood(out.inside),
+                 "reclassified": checks.reclassified(adv_pred, again),
+                 "lemma1": checks.lemma1(ex.clean_pred, ex.adv_pred, ex.label)}
+        if self.cfg.sanity:
+            flags["zero_budget"] = self._zero_budget(spec, atk)
+        results.write_per_example(self.out.parent / side, ex.as_dict())
+        row = {**key_row, **self._outcome(ex, atk), "flags": flags, "per_example": side, "wall_time_s": round(wall, 3)}
+        results.append(self.out, [row], replace=self.cfg.force)
+        return Run(row, ex, atk.name, atk.threat, fraction)
+
+    def existing_rows(self) -> list[dict]:
+        if not hasattr(self, "_existing_rows"):
+            df = results.read(self.out).drop(columns=["source"])
+            self._existing_rows = [dict(r) for _, r in df.iterrows()]
+        return self._existing_rows
+
+    def _zero_budget(self, spec: str, atk: Attack) -> dict:
+        if atk.run_key in self.zero_flags:
+            return self.zero_flags[atk.run_key]
+        zero = build(spec, self.t.dataset, 0.0)
+        if zero.minimum_norm:  # the unbounded run is cached; only the threshold changes
+            x, label, out = self.x, self.y, zero.at_budget(self._outputs(zero, ""), self.x)
+            clean = self.clean_pred
+        else:
+            x, label, clean = self.x[:SUBSET], self.y[:SUBSET], self.clean_pred[:SUBSET]
+            out = run_attack(self.t.model, zero, x, clean, self.cfg.batch_size, self.device, self.cfg.seed)
+        adv = predict(self.t.model, out.x_adv, self.cfg.batch_size, self.device)
+        flag = checks.zero_budget(accuracy(clean == label), accuracy((clean == label) & (adv == label)), len(x))
+        self.zero_flags[atk.run_key] = flag
+        return flag
+
+    def _row_base(self, atk: Attack, fraction: float) -> dict[str, Any]:
+        t, c = self.t, self.cfg
+        return {"checkpoint": t.path, "checkpoint_sha256": t.sha256, "label": t.label, "defense": t.defense,
+                "defense_params": t.defense_params, "train_threat": t.train_threat, "model": t.model_name,
+                "dataset": t.dataset, "split": "test", "attack": atk.name, "attack_params": results.dumps(atk.params),
+                "fraction": float(fraction), "budget": atk.budget, "n": c.n, "seed": c.seed}
+
+    def _outcome(self, ex: Examples, atk: Attack) -> dict[str, Any]:
+        robust = int(ex.adv_correct.sum())
+        low, high = results.wilson_interval(robust, len(ex.label))
+        found = ex.broken | torch.tensor(atk.minimum_norm)  # a minimum-norm distance counts beyond the budget too
+        dist = ex.distance[ex.clean_correct & torch.isfinite(ex.distance) & found]
+        return {"clean_acc": round(self.clean_acc, 4), "robust_acc": round(100 * robust / len(ex.label), 4),
+                "robust_ci_low": round(low, 4), "robust_ci_high": round(high, 4),
+                "mean_distance": round(dist.mean().item(), 6) if len(dist) else "",
+                "median_distance": round(dist.median().item(), 6) if len(dist) else "",
+                "device": str(self.device), "srtbench_version": __version__, "git_commit": git_commit(),
+                "command": command_line(), "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+# ---------------------------------------------------------------- cross-row flags
+
+
+ORDER = (("pgd", "fgsm"), ("autoattack", "pgd"), ("gridadv", "randadv"), ("gridadv.t", "randadv.t"),
+         ("gridadv.r", "randadv.r"))
+COMPOUND = (("pgd+", "pgd"), ("gridadv+", "gridadv"))
+WHITE_BOX = ("fgsm", "pgd", "mifgsm", "autoattack")
+
+
+def cross_flags(ev: CheckpointEvaluation) -> None:
+    """Flags that compare rows: budget monotonicity, attack order, compound ⊇ part, ε = 1, Square."""
+    n = ev.cfg.n
+    by = {(r.attack, r.fraction): r for r in ev.runs}
+    for name in {r.attack for r in ev.runs}:
+        accs = {f: r.row["robust_acc"] for (a, f), r in by.items() if a == name}
+        if len(accs) > 1:
+            flag = checks.monotone_budget(accs, n)
+            for (a, _), r in by.items():
+                if a == name:
+                    r.row["flags"]["monotone_budget"] = flag
+    for (a, f), r in by.items():
+        for strong, weak in ORDER:
+            other = strong if a == weak else weak if a == strong else None
+            if other and (other, f) in by:
+                s, w = by[(strong, f)], by[(weak, f)]
+                r.row["flags"][f"order_{strong}_vs_{weak}"] = checks.attack_order(
+                    strong, s.row["robust_acc"], weak, w.row["robust_acc"], n)
+        for compound, part in COMPOUND:
+            if a in (compound, part) and (compound, f) in by and (part, f) in by:
+                r.row["flags"][f"{compound}_covers_{part}"] = checks.compound_dominates(
+                    compound, part, by[(compound, f)].examples.broken, by[(part, f)].examples.broken)
+    linf = [r for r in ev.runs if r.threat == "linf"]
+    if ev.cfg.sanity and linf:
+        for r in linf:
+            r.row["flags"].update(_pixel_flags(ev, linf))
+
+
+def _pixel_flags(ev: CheckpointEvaluation, linf: list[Run]) -> dict:
+    if "pixel" not in ev.zero_flags:
+        x, clean = ev.x[:SUBSET], ev.clean_pred[:SUBSET]
+        correct = clean == ev.y[:SUBSET]
+        with torch.no_grad():
+            num_classes = ev.t.model(x[:1].to(ev.device)).shape[1]
+        unbounded = build("pgd[epsilon=1.0,step_size=0.1]", ev.t.dataset)
+        out = run_attack(ev.t.model, unbounded, x, clean, ev.cfg.batch_size, ev.device, ev.cfg.seed)
+        acc = accuracy(correct & (predict(ev.t.model, out.x_adv, ev.cfg.batch_size, ev.device) == ev.y[:SUBSET]))
+        flags = {"unbounded_pgd": checks.unbounded_pgd(acc, num_classes, len(x))}
+        full = [r for r in linf if r.fraction == 1.0 and r.attack in WHITE_BOX]
+        if full:
+            best = min(full, key=lambda r: r.examples.adv_correct[:SUBSET].sum().item())
+            white = accuracy(best.examples.adv_correct[:SUBSET])
+            black = accuracy(correct & (_square(ev, best, x, clean) == ev.y[:SUBSET]))
+            flags["gradient_masking"] = checks.gradient_masking(best.attack, white, black, len(x))
+        ev.zero_flags["pixel"] = flags
+    return ev.zero_flags["pixel"]
+
+
+def _square(ev: CheckpointEvaluation, best: Run, x, clean) -> torch.Tensor:
+    import torchattacks as ta
+
+    eps = float(best.row["budget"]["epsilon"])
+    model = ev.t.model.to(ev.device)
+    with eval_mode(model):
+        square = ta.Square(model, norm="Linf", eps=eps, n_queries=1000, n_restarts=1, seed=ev.cfg.seed)
+        x_adv = square(x.to(ev.device), clean.to(ev.device)).detach() if eps > 0 else x
+    return predict(model, x_adv, ev.cfg.batch_size, ev.device)
+
+
+# ---------------------------------------------------------------- the whole evaluation
+
+
+@dataclass
+class Summary:
+    target: Target
+    clean_acc: float
+    runs: list[Run]
+    worst: dict[tuple[str, float], dict[str, Any]]  # (threat, fraction) -> risks, attacks, lemma1 flag
+
+
+def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
+    from srtbench import data
+
+    specs = split_specs(cfg.attacks)
+    targets = [load_target(p, cfg) for p in paths]
+    for target in targets:  # every spec must build before the first attack runs
+        for spec in specs:
+            for fraction in cfg.fractions:
+                build(spec, target.dataset, fraction)
+    device = resolve_device(cfg.device)
+    summaries = []
+    for target in targets:
+        test = data.load(target.dataset, False, cfg.data_dir)
+        require(cfg.n <= len(test), f"--n {cfg.n} exceeds the {len(test)} test examples of {target.dataset}")
+        x, y = test.batch(torch.arange(cfg.n))
+        target.model.to(device).eval()
+        existing = set() if cfg.force else results.existing_keys(cfg.out)
+        with progress_bar() as progress:
+            ev = CheckpointEvaluation(target, cfg, x, y, device, existing, progress)
+            for spec in specs:
+                for fraction in cfg.fractions:
+                    ev.runs.append(ev.run(spec, fraction))
+            cross_flags(ev)
+        results.append(cfg.out, [r.row for r in ev.runs], replace=True)
+        summaries.append(Summary(target, ev.clean_acc, ev.runs, _worst(ev.runs)))
+    return summaries
+
+
+def _worst(runs: list[Run]) -> dict[tuple[str, float], dict[str, Any]]:
+    groups: dict[tuple[str, float], list[Run]] = {}
+    for r in runs:
+        groups.setdefault((r.threat, r.fraction), []).append(r)
+    out = {}
+    for key, group in groups.items():
+        ex = worst_case([r.examples for r in group])
+        out[key] = {**risks(ex), "robust_acc": accuracy(ex.adv_correct), "attacks": [r.attack for r in group],
+                    "lemma1": checks.lemma1(ex.clean_pred, ex.adv_pred, ex.label)}
+    return out
+
+
+def known_attacks() -> list[str]:
+    return ATTACKS.names()
