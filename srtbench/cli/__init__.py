@@ -34,5 +34,6 @@ def main():
 from srtbench.cli import data as _data  # noqa: E402,F401  (registers `data`)
 from srtbench.cli import evaluate as _evaluate  # noqa: E402,F401  (registers `evaluate`, `attacks`)
 from srtbench.cli import plot as _plot  # noqa: E402,F401  (registers `plot`)
+from srtbench.cli import reproduce as _reproduce  # noqa: E402,F401  (registers `reproduce`)
 from srtbench.cli import table as _table  # noqa: E402,F401  (registers `table`)
 from srtbench.cli import zoo as _zoo  # noqa: E402,F401  (registers `models`, `threats`)

@@ -1,0 +1,352 @@
+"""Every paper experiment as one recipe: the ordered `srtbench train` / `srtbench evaluate` command lines
+that produce it, ending with the `srtbench table` or `srtbench plot` that shows it.
+
+A recipe is a function of the scale returning `Step`s.  `--scale paper` uses the paper's presets
+(MNIST, CIFAR-10, the paper's models and schedules, full test sets).  `--scale cpu` runs the same
+experiment on Fashion-MNIST with SmallCNN and the short `fmnist-*-cpu` schedules, evaluated on the
+first 1,000 test images (200 for the slow minimum-norm attacks); CIFAR-10 and MNIST rows both become
+one Fashion-MNIST group.  A step whose output exists (evaluate: holds every row it would write) is
+skipped, so an interrupted recipe resumes where it stopped; tables and plots are always redrawn.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from srtbench.errors import SrtbenchError
+from srtbench.registry import Registry
+
+SCALES = ("cpu", "paper")
+SLOW_ATTACKS = ("jsma", "cw", "pointwise", "ddn")  # minimum-norm searches: minutes per hundred images on a CPU
+FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # Figures 1 and 7
+
+
+@dataclass(frozen=True)
+class Step:
+    argv: tuple[str, ...]
+    output: str = ""  # the file whose existence means done ("" = always run: tables and plots)
+    rows: tuple[tuple[str, str, float], ...] = ()  # evaluate: (checkpoint, attack, fraction) the CSV must hold
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+    def done(self) -> bool:
+        if not self.output or not Path(self.output).exists():
+            return False
+        if not self.rows:
+            return True
+        from srtbench import results
+
+        try:
+            df = results.read(self.output)
+        except SrtbenchError:
+            return False
+        have = {(str(c), str(a), float(f)) for c, a, f in zip(df["checkpoint"], df["attack"], df["fraction"])}
+        return all(r in have for r in self.rows)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Which preset serves each of the paper's settings, and how many test images are attacked."""
+
+    name: str
+    presets: dict[str, str]
+    n: int
+    n_slow: int
+
+    def preset(self, setting: str) -> str:
+        return self.presets[setting]
+
+
+SCALE_PRESETS = {
+    "paper": Scale("paper", {
+        "cifar10-spatial-table1": "cifar10-spatial-table1", "cifar10-pixel-table2": "cifar10-pixel-table2",
+        "cifar10-spatial": "cifar10-spatial-table3", "mnist-spatial": "mnist-spatial-table5",
+        "cifar10-pixel": "cifar10-pixel-table4", "mnist-pixel": "mnist-pixel-table4",
+        "mnist-pixel-table6": "mnist-pixel-table6",
+        "cifar10-fast-spatial": "cifar10-fast-table8", "cifar10-fast-pixel": "cifar10-fast-table9",
+    }, n=10_000, n_slow=10_000),
+    "cpu": Scale("cpu", {
+        **{s: "fmnist-spatial-cpu" for s in ("cifar10-spatial-table1", "cifar10-spatial", "mnist-spatial",
+                                              "cifar10-fast-spatial")},
+        **{s: "fmnist-pixel-cpu" for s in ("cifar10-pixel-table2", "cifar10-pixel", "mnist-pixel",
+                                            "mnist-pixel-table6", "cifar10-fast-pixel")},
+    }, n=1_000, n_slow=200),
+}
+# the compound experiments (Figures 1, 7): the paper gives no separate schedule, so its pixel-wise one is used
+COMPOUND = {"paper": {"cifar10-pixel": "cifar10-pixel-table4", "mnist-pixel": "mnist-pixel-table4"},
+            "cpu": {"cifar10-pixel": "fmnist-compound-cpu", "mnist-pixel": "fmnist-compound-cpu"}}
+# the unlabeled-data sweep of Figure 2 (|D_U|) and the size of the whole training set (the supervised baselines)
+UNLABELED_SWEEP = {"paper": {"cifar10": (0, 10_000, 20_000, 30_000, 40_000), "mnist": (0, 10_000, 20_000, 30_000,
+                                                                                     40_000, 50_000)},
+                   "cpu": {"fashion-mnist": (0, 10_000, 30_000, 50_000)}}
+TRAIN_SIZE = {"cifar10": 50_000, "mnist": 60_000, "fashion-mnist": 60_000}
+
+
+class Plan:
+    """Collects the steps of one recipe, sharing checkpoints between recipes through their file names."""
+
+    def __init__(self, scale: str, experiment: str):
+        if scale not in SCALES:
+            raise SrtbenchError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
+        self.scale = SCALE_PRESETS[scale]
+        self.experiment = experiment
+        self.steps: list[Step] = []
+
+    @property
+    def results_dir(self) -> str:
+        # never under results/paper/, which holds the paper's published numbers
+        return f"results/{self.experiment}-{self.scale.name}"
+
+    def _add(self, step: Step) -> Step:
+        if step not in self.steps:
+            self.steps.append(step)
+        return step
+
+    def train(self, defense: str, preset: str, lam: float | None = None, n_unlabeled: int | None = None,
+              label: str | None = None, extra: Sequence[str] = (), tag: str = "") -> str:
+        name = defense + (f"-lam{lam:g}" if lam is not None else "") + (f"-u{n_unlabeled}" if n_unlabeled is not None
+                                                                       else "") + tag
+        out = f"runs/{preset}/{name}.pt"  # the preset fixes dataset, model and schedule: recipes share runs
+        argv = ["srtbench", "train", defense, "--preset", preset]
+        if lam is not None:
+            argv += ["--lambda", f"{lam:g}"]
+        if n_unlabeled is not None:
+            argv += ["--n-unlabeled", str(n_unlabeled)]
+        if label is not None:
+            argv += ["--label", label]
+        self._add(Step((*argv, *extra, "--out", out), out))
+        return out
+
+    def evaluate(self, checkpoint: str, attacks: Sequence[str], fractions: Sequence[float] = (1.0,)) -> None:
+        """One CSV per checkpoint; fast and slow attacks are separate calls (the slow on fewer images)."""
+        stem = "--".join(Path(checkpoint).parts[-2:]).removesuffix(".pt")
+        out = f"{self.results_dir}/{stem}.csv"
+        fast = [a for a in attacks if a not in SLOW_ATTACKS]
+        slow = [a for a in attacks if a in SLOW_ATTACKS]
+        for chosen, n in ((fast, self.scale.n), (slow, self.scale.n_slow)):
+            if chosen:
+                argv = ("srtbench", "evaluate", checkpoint, "--attacks", ",".join(chosen),
+                        "--fractions", ",".join(f"{f:g}" for f in fractions), "--n", str(n), "--out", out)
+                self._add(Step(argv, out, tuple((checkpoint, a, float(f)) for a in chosen for f in fractions)))
+
+    def table(self, layout: str) -> None:
+        argv = ["srtbench", "table", self.results_dir, "--layout", layout,
+                "--out", f"{self.results_dir}/{self.experiment}.md"]
+        if self.scale.name == "paper" and layout != "auto":
+            argv += ["--compare", "paper"]
+        self._add(Step(tuple(argv)))
+
+    def plot(self, kind: str, *args: str) -> None:
+        self._add(Step(("srtbench", "plot", kind, self.results_dir, *args,
+                        "--out", f"figures/{self.experiment}-{self.scale.name}")))
+
+
+RECIPES: Registry[Callable[[Plan], None]] = Registry("experiment")
+
+
+def recipe(name: str, title: str):
+    return RECIPES.register(name, title=title)
+
+
+# ---------------------------------------------------------------- Tables 1, 2: RT vs SRT over λ
+
+
+def _lambda_sweep(plan: Plan, setting: str, lams: Sequence[float], attacks: Sequence[str], layout: str) -> None:
+    preset = plan.scale.preset(setting)
+    plan.evaluate(plan.train("standard", preset), attacks)
+    for lam in lams:
+        for defense in ("rt", "srt"):
+            plan.evaluate(plan.train(defense, preset, lam), attacks)
+    plan.table(layout)
+
+
+@recipe("table1", "Table 1: RT vs SRT over λ, spatial attacks, CIFAR-10")
+def _table1(plan: Plan) -> None:
+    _lambda_sweep(plan, "cifar10-spatial-table1", (0.15, 0.2, 0.25, 0.3), ("randadv", "gridadv"), "table1")
+
+
+@recipe("table2", "Table 2: RT vs SRT over λ, pixel-wise attacks, CIFAR-10")
+def _table2(plan: Plan) -> None:
+    _lambda_sweep(plan, "cifar10-pixel-table2", (0.2, 0.4, 0.6, 0.8), ("fgsm", "pgd"), "table2")
+
+
+# ---------------------------------------------------------------- Tables 3, 4: SRT against its rivals
+
+SPATIAL_ATTACKS = ("randadv", "gridadv", "randadv.t", "gridadv.t", "randadv.r", "gridadv.r")
+PIXEL_ATTACKS = ("fgsm", "pgd", "mifgsm", "jsma", "cw", "pointwise", "ddn")
+
+
+@recipe("table3", "Table 3: spatial defenses (Standard, AT, Worst-of-k, KLR, SRT) under spatial attacks")
+def _table3(plan: Plan) -> None:
+    for spatial, pixel in (("cifar10-spatial", "cifar10-pixel"), ("mnist-spatial", "mnist-pixel")):
+        s, p = plan.scale.preset(spatial), plan.scale.preset(pixel)
+        # AT is the pixel-wise defense, trained as in Table 4 and attacked spatially (Section 4.2)
+        for ckpt in (plan.train("standard", s), plan.train("at", p), plan.train("worst-of-k", s),
+                     plan.train("klr", s), plan.train("srt", s, 0.2)):
+            plan.evaluate(ckpt, SPATIAL_ATTACKS)
+    plan.table("table3")
+
+
+@recipe("table4", "Table 4: pixel-wise defenses (Standard, AT, TRADES, UAT, RST, SRT) under pixel-wise attacks")
+def _table4(plan: Plan) -> None:
+    for setting in ("cifar10-pixel", "mnist-pixel"):
+        p = plan.scale.preset(setting)
+        for defense in ("standard", "at", "trades", "uat", "rst"):
+            plan.evaluate(plan.train(defense, p), PIXEL_ATTACKS)
+        plan.evaluate(plan.train("srt", p, 1.0), PIXEL_ATTACKS)
+    plan.table("table4")
+
+
+@recipe("table5", "Table 5: RT vs SRT over λ, spatial attacks, MNIST")
+def _table5(plan: Plan) -> None:
+    _lambda_sweep(plan, "mnist-spatial", (0.15, 0.2, 0.25, 0.3), ("randadv", "gridadv"), "table5")
+
+
+@recipe("table6", "Table 6: RT vs SRT over λ, pixel-wise attacks, MNIST")
+def _table6(plan: Plan) -> None:
+    _lambda_sweep(plan, "mnist-pixel-table6", (0.2, 0.4, 0.6, 0.8), ("fgsm", "pgd"), "table6")
+
+
+# ---------------------------------------------------------------- Tables 8, 9: fast SRT, with time
+
+
+@recipe("table8", "Table 8: fast SRT vs Worst-of-k, KLR, SRT under spatial attacks, with training time")
+def _table8(plan: Plan) -> None:
+    s = plan.scale.preset("cifar10-spatial")
+    attacks = ("gridadv", "gridadv.t", "gridadv.r")
+    for ckpt in (plan.train("worst-of-k", s), plan.train("klr", s), plan.train("srt", s, 0.2),
+                 plan.train("fast-srt", plan.scale.preset("cifar10-fast-spatial"), 0.2)):
+        plan.evaluate(ckpt, attacks)
+    plan.table("table8")
+
+
+@recipe("table9", "Table 9: fast SRT vs AT, TRADES, SRT under pixel-wise attacks, with training time")
+def _table9(plan: Plan) -> None:
+    p = plan.scale.preset("cifar10-pixel")
+    attacks = ("fgsm", "pgd", "mifgsm", "jsma", "cw", "ddn")
+    for ckpt in (plan.train("at", p), plan.train("trades", p), plan.train("srt", p, 1.0),
+                 plan.train("fast-srt", plan.scale.preset("cifar10-fast-pixel"), 1.0)):
+        plan.evaluate(ckpt, attacks)
+    plan.table("table9")
+
+
+# ---------------------------------------------------------------- Figures 1, 7: compound attacks and defenses
+
+
+@recipe("figure1", "Figure 1: single and compound defenses against PGD, GridAdv, PGD+, GridAdv+ over the budget")
+def _figure1(plan: Plan) -> None:
+    attacks = ("gridadv+", "pgd+", "pgd", "gridadv")
+    for spatial, pixel in (("cifar10-spatial", "cifar10-pixel"), ("mnist-spatial", "mnist-pixel")):
+        s, p = plan.scale.preset(spatial), plan.scale.preset(pixel)
+        compound = COMPOUND[plan.scale.name][pixel]
+        for ckpt in (plan.train("at", p), plan.train("worst-of-k", s),
+                     plan.train("srt", p, 1.0), plan.train("srt", s, 0.2),  # λ tells pixel-wise from spatial
+                     plan.train("at", compound, extra=("--threat", "compound"), tag="-compound"),
+                     plan.train("srt", compound, 1.0, extra=("--threat", "compound"), tag="-compound")):
+            plan.evaluate(ckpt, attacks, FRACTIONS)
+    plan.plot("budget")
+
+
+# ---------------------------------------------------------------- Figure 2: the effect of unlabeled data
+
+
+@recipe("figure2", "Figure 2: SRT's robust accuracy against the number of unlabeled examples")
+def _figure2(plan: Plan) -> None:
+    for dataset, sweep in UNLABELED_SWEEP[plan.scale.name].items():
+        prefix = "cifar10" if dataset == "cifar10" else "mnist"
+        for scenario, defense, lam, attack in (("pixel", "at", 1.0, "pgd"), ("spatial", "worst-of-k", 0.2, "gridadv")):
+            preset = plan.scale.preset(f"{prefix}-{scenario}")
+            for n in sweep:
+                plan.evaluate(plan.train("srt", preset, lam, n_unlabeled=n), (attack,))
+            # the supervised reference sees every training label (Section 4.5)
+            every = ("--n-labeled", str(TRAIN_SIZE[dataset]))
+            plan.evaluate(plan.train(defense, preset, n_unlabeled=0, extra=every, tag="-all-labeled"), (attack,))
+    plan.plot("unlabeled")
+
+
+@recipe("figure7", "Figure 7: compound defenses AT+, SRT+, AT(avg), AT(max) against PGD+ and GridAdv+")
+def _figure7(plan: Plan) -> None:
+    for pixel in ("cifar10-pixel", "mnist-pixel"):
+        compound = COMPOUND[plan.scale.name][pixel]
+        for ckpt in (plan.train("at", compound, extra=("--threat", "compound"), tag="-compound"),
+                     plan.train("srt", compound, 1.0, extra=("--threat", "compound"), tag="-compound"),
+                     plan.train("at-avg", compound, extra=("--threat", "compound")),
+                     plan.train("at-max", compound, extra=("--threat", "compound"))):
+            plan.evaluate(ckpt, ("gridadv+", "pgd+"), FRACTIONS)
+    plan.plot("budget")
+
+
+# ---------------------------------------------------------------- Figure 9: fast SRT's learning rate and length
+
+FAST_SWEEP = {"paper": {"lr": (0.1, 0.2), "epochs": (10, 20, 30, 40, 50)},
+              "cpu": {"lr": (0.05, 0.1), "epochs": (1, 2, 4)}}
+
+
+@recipe("figure9", "Figure 9: fast SRT's robustness against maximum learning rate and training length")
+def _figure9(plan: Plan) -> None:
+    sweep = FAST_SWEEP[plan.scale.name]
+    for setting, lam, attack in (("cifar10-fast-spatial", 0.2, "gridadv"), ("cifar10-fast-pixel", 1.0, "pgd")):
+        preset = plan.scale.preset(setting)
+        for lr in sweep["lr"]:
+            for epochs in sweep["epochs"]:
+                label = f"fast SRT (LR-max {lr:g}, {epochs} epochs)"
+                extra = ("--lr", f"{lr:g}", "--epochs", str(epochs))
+                plan.evaluate(plan.train("fast-srt", preset, lam, label=label, extra=extra,
+                                         tag=f"-lr{lr:g}-e{epochs}"), (attack,))
+    plan.table("auto")
+
+
+# ---------------------------------------------------------------- the README's main job
+
+QUICK_EPOCHS = 2
+
+
+@recipe("quick", "Quick demo: standard vs AT vs SRT on Fashion-MNIST, FGSM and PGD (CPU, minutes)")
+def _quick(plan: Plan) -> None:
+    preset = SCALE_PRESETS["cpu"].preset("mnist-pixel")
+    short = ("--epochs", str(QUICK_EPOCHS))
+    for defense, lam in (("standard", None), ("at", None), ("srt", 1.0)):
+        plan.evaluate(plan.train(defense, preset, lam, extra=short, tag="-quick"), ("fgsm", "pgd"))
+    plan.table("auto")
+
+
+# ---------------------------------------------------------------- planning and running
+
+
+def plan(experiment: str, scale: str = "cpu") -> list[Step]:
+    build = RECIPES.get(experiment)
+    p = Plan("cpu" if experiment == "quick" else scale, experiment)
+    build(p)
+    return p.steps
+
+
+def _invoke(step: Step) -> int:
+    # a child process per step: each run starts clean (threads, seeds, memory), as when typed by hand
+    return subprocess.run([sys.executable, "-m", "srtbench", *step.argv[1:]], check=False).returncode
+
+
+def run(steps: Sequence[Step], dry_run: bool = False, echo: Callable[[str], None] = print,
+        invoke: Callable[[Step], int] = _invoke) -> int:
+    """Run the steps in order, skipping finished ones; with `dry_run` only list them. Returns the number run."""
+    ran = 0
+    for i, step in enumerate(steps, 1):
+        finished = step.done()
+        if dry_run:
+            echo(("# done: " if finished else "") + step.command)
+            continue
+        if finished:
+            echo(f"[{i}/{len(steps)}] done already: {step.command}")
+            continue
+        echo(f"[{i}/{len(steps)}] {step.command}")
+        code = invoke(step)
+        if code != 0:
+            raise SrtbenchError(f"step {i}/{len(steps)} failed with exit code {code}: {step.command}")
+        ran += 1
+    return ran

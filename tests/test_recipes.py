@@ -1,0 +1,185 @@
+import shlex
+
+import pytest
+from click.testing import CliRunner
+
+from srtbench import recipes, results, tables
+from srtbench.cli import main
+
+DEFENSES = {"standard", "at", "trades", "uat", "rst", "rt", "srt", "fast-srt", "worst-of-k", "klr", "at-avg", "at-max"}
+ATTACKS = {"fgsm", "pgd", "mifgsm", "jsma", "cw", "pointwise", "ddn", "randadv", "gridadv", "randadv.t", "randadv.r",
+           "gridadv.t", "gridadv.r", "pgd+", "gridadv+", "autoattack"}
+PRESETS = {"fmnist-pixel-cpu", "fmnist-spatial-cpu", "fmnist-compound-cpu", "mnist-pixel-table6", "mnist-pixel-table4",
+           "mnist-spatial-table5", "cifar10-pixel-table2", "cifar10-pixel-table4", "cifar10-spatial-table1",
+           "cifar10-spatial-table3", "cifar10-fast-table8", "cifar10-fast-table9"}
+ALL = [(name, scale) for name in recipes.RECIPES.names() for scale in recipes.SCALES]
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def option(argv, flag):
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def test_every_paper_experiment_has_a_recipe():
+    wanted = {f"table{i}" for i in (1, 2, 3, 4, 5, 6, 8, 9)} | {"figure1", "figure2", "figure7", "figure9", "quick"}
+    assert set(recipes.RECIPES.names()) == wanted
+
+
+@pytest.mark.parametrize("name, scale", ALL)
+def test_recipe_trains_before_it_evaluates_and_ends_with_its_table_or_plot(name, scale):
+    steps = recipes.plan(name, scale)
+    trained = set()
+    for step in steps[:-1]:
+        verb = step.argv[1]
+        assert verb in ("train", "evaluate")
+        if verb == "train":
+            assert step.argv[2] in DEFENSES and option(step.argv, "--preset") in PRESETS
+            assert step.output == option(step.argv, "--out") and step.output.endswith(".pt")
+            trained.add(step.output)
+        else:
+            assert step.argv[2] in trained, f"{step.command}: evaluates a checkpoint no earlier step trains"
+            assert set(option(step.argv, "--attacks").split(",")) <= ATTACKS
+            assert not step.output.startswith("results/paper/")  # the paper's published numbers live there
+    last = steps[-1].argv
+    if name.startswith("table"):
+        assert last[1:3] == ("table", f"results/{name}-{'cpu' if name == 'quick' else scale}")
+        assert option(last, "--layout") == name and tables.LAYOUTS.get(name)
+        assert ("--compare" in last) == (scale == "paper")
+    else:
+        assert last[1] in ("plot", "table")
+
+
+@pytest.mark.parametrize("scale", recipes.SCALES)
+def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
+    steps = recipes.plan("table3", scale)
+    trains = [s.argv for s in steps if s.argv[1] == "train"]
+    datasets = 1 if scale == "cpu" else 2  # the CPU scale maps CIFAR-10 and MNIST to one Fashion-MNIST group
+    assert sorted(a[2] for a in trains) == sorted(["standard", "at", "worst-of-k", "klr", "srt"] * datasets)
+    assert all(option(a, "--lambda") == "0.2" for a in trains if a[2] == "srt")
+    evals = [s.argv for s in steps if s.argv[1] == "evaluate"]
+    assert {option(a, "--attacks") for a in evals} == {"randadv,gridadv,randadv.t,gridadv.t,randadv.r,gridadv.r"}
+    # AT is the pixel-wise defense: its preset is the pixel one, while the rest use the spatial one
+    at = next(a for a in trains if a[2] == "at")
+    assert "pixel" in option(at, "--preset")
+    if scale == "cpu":
+        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2"
+                    " --out runs/fmnist-spatial-cpu/srt-lam0.2.pt")
+        assert expected in [s.command for s in steps]
+
+
+def test_table4_attacks_slow_minimum_norm_attacks_on_fewer_images():
+    evals = [s.argv for s in recipes.plan("table4", "cpu") if s.argv[1] == "evaluate"]
+    by_attacks = {option(a, "--attacks"): option(a, "--n") for a in evals}
+    assert by_attacks == {"fgsm,pgd,mifgsm": "1000", "jsma,cw,pointwise,ddn": "200"}
+    paper = [s.argv for s in recipes.plan("table4", "paper") if s.argv[1] == "train"]
+    assert {option(a, "--preset") for a in paper} == {"cifar10-pixel-table4", "mnist-pixel-table4"}
+    assert [option(a, "--lambda") for a in paper if a[2] == "srt"] == ["1", "1"]
+
+
+@pytest.mark.parametrize("name, lams", [("table1", ["0.15", "0.2", "0.25", "0.3"]),
+                                        ("table6", ["0.2", "0.4", "0.6", "0.8"])])
+def test_lambda_tables_train_rt_and_srt_at_each_lambda(name, lams):
+    trains = [s.argv for s in recipes.plan(name, "paper") if s.argv[1] == "train"]
+    for defense in ("rt", "srt"):
+        assert [option(a, "--lambda") for a in trains if a[2] == defense] == lams
+    assert {option(a, "--preset") for a in trains} == {"table1": {"cifar10-spatial-table1"},
+                                                       "table6": {"mnist-pixel-table6"}}[name]
+
+
+def test_figure2_sweeps_the_unlabeled_count_with_all_labeled_references():
+    trains = [s.argv for s in recipes.plan("figure2", "cpu") if s.argv[1] == "train"]
+    srt = [int(option(a, "--n-unlabeled")) for a in trains if a[2] == "srt"]
+    assert srt == [0, 10000, 30000, 50000] * 2  # pixel-wise, then spatial
+    refs = [a for a in trains if a[2] != "srt"]
+    assert [a[2] for a in refs] == ["at", "worst-of-k"] and all(option(a, "--n-labeled") == "60000" for a in refs)
+    assert recipes.plan("figure2", "cpu")[-1].argv[1:3] == ("plot", "unlabeled")
+
+
+def test_figures_1_and_7_attack_over_budget_fractions():
+    for name in ("figure1", "figure7"):
+        steps = recipes.plan(name, "cpu")
+        evals = [s.argv for s in steps if s.argv[1] == "evaluate"]
+        assert {option(a, "--fractions") for a in evals} == {"0.2,0.4,0.6,0.8,1"}
+        assert steps[-1].argv[1:3] == ("plot", "budget")
+    compound = [s.argv for s in recipes.plan("figure7", "cpu") if s.argv[1] == "train"]
+    assert [a[2] for a in compound] == ["at", "srt", "at-avg", "at-max"]
+    assert all(option(a, "--threat") == "compound" and option(a, "--preset") == "fmnist-compound-cpu"
+               for a in compound)
+
+
+def test_quick_is_the_cpu_demo_at_any_scale():
+    steps = recipes.plan("quick", "paper")
+    assert [s.argv[2] for s in steps if s.argv[1] == "train"] == ["standard", "at", "srt"]
+    assert all(option(s.argv, "--preset") == "fmnist-pixel-cpu" for s in steps if s.argv[1] == "train")
+    assert steps[-1].argv[1] == "table"
+
+
+def fake_invoke(calls):
+    """Stands in for running a step: writes what the real command would (a file; the CSV rows)."""
+    def invoke(step):
+        calls.append(step.command)
+        if step.argv[1] == "train":
+            from pathlib import Path
+
+            Path(step.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(step.output).write_bytes(b"checkpoint")
+        elif step.argv[1] == "evaluate":
+            results.append(step.output, [{"checkpoint": c, "attack": a, "fraction": f, "label": "x",
+                                          "dataset": "fashion-mnist", "clean_acc": 1.0, "robust_acc": 1.0}
+                                         for c, a, f in step.rows])
+        return 0
+    return invoke
+
+
+def test_reproduce_resumes_by_skipping_finished_steps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    steps = recipes.plan("table4", "cpu")
+    calls = []
+    assert recipes.run(steps, echo=lambda s: None, invoke=fake_invoke(calls)) == len(steps)
+    again = []
+    assert recipes.run(steps, echo=lambda s: None, invoke=fake_invoke(again)) == 1
+    assert again == [steps[-1].command]  # only the table is redrawn
+    # an evaluate CSV lacking some of its rows (an interrupted run) is not finished
+    partial = next(s for s in steps if s.argv[1] == "evaluate")
+    frame = results.read(partial.output)
+    frame[frame["attack"] != "pgd"].drop(columns=["source"]).to_csv(partial.output, index=False)
+    assert not partial.done()
+    out = run("reproduce", "table4", "--dry-run")
+    lines = out.output.splitlines()
+    assert out.exit_code == 0 and len(lines) == len(steps)
+    assert sum(not ln.startswith("# done: ") for ln in lines) == 2  # the partial evaluate and the table
+    assert f"{partial.command}" in lines
+
+
+def test_dry_run_prints_runnable_commands_and_runs_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = run("reproduce", "quick", "--dry-run")
+    assert out.exit_code == 0
+    lines = out.output.splitlines()
+    assert [shlex.split(ln)[:2] for ln in lines] == [["srtbench", "train"], ["srtbench", "evaluate"]] * 3 + [
+        ["srtbench", "table"]]
+    assert not list(tmp_path.iterdir())
+
+
+def test_failed_step_stops_with_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(recipes.SrtbenchError, match=r"^step 1/\d+ failed with exit code 3: srtbench train"):
+        recipes.run(recipes.plan("quick"), echo=lambda s: None, invoke=lambda step: 3)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("table7",), "unknown experiment 'table7'"),
+    (("table3", "--scale", "gpu"), "unknown scale 'gpu'"),
+    ((), "name an experiment"),
+])
+def test_bad_inputs_are_one_line_errors(args, message):
+    out = run("reproduce", *args, "--dry-run")
+    assert out.exit_code == 2 and out.output.count("\n") == 1 and message in out.output, out.output
+
+
+def test_list_names_every_experiment():
+    out = run("reproduce", "--list")
+    assert out.exit_code == 0 and [ln.split()[0] for ln in out.output.splitlines()] == recipes.RECIPES.names()
