@@ -239,7 +239,8 @@ def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "p
     if not 0 <= index < len(test):
         raise SrtbenchError(f"--index {index} is outside the test set (0..{len(test) - 1})")
     x, y = test.batch(torch.tensor([index]))
-    fig = plt.figure(figsize=(9, 4 * len(ckpts)))
+    fig = plt.figure(figsize=(11, 4.5 * len(ckpts)))
+    fig.subplots_adjust(wspace=0.3, hspace=0.35)
     out_data = {}
     for r, ck in enumerate(ckpts):
         label = ck.meta.get("label") or Path(ck.path).stem

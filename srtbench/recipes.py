@@ -36,6 +36,12 @@ class Step:
     def command(self) -> str:
         return shlex.join(self.argv)
 
+    def resumed(self) -> Step:
+        """A training run cut short left OUT.last.pt behind: continue it instead of starting over."""
+        if self.argv[1] == "train" and Path(self.output).with_suffix(".last.pt").exists():
+            return Step((*self.argv, "--resume"), self.output, self.rows)
+        return self
+
     def done(self) -> bool:
         if not self.output or not Path(self.output).exists():
             return False
@@ -82,11 +88,11 @@ SCALE_PRESETS = {
 # the compound experiments (Figures 1, 7): the paper gives no separate schedule, so its pixel-wise one is used
 COMPOUND = {"paper": {"cifar10-pixel": "cifar10-pixel-table4", "mnist-pixel": "mnist-pixel-table4"},
             "cpu": {"cifar10-pixel": "fmnist-compound-cpu", "mnist-pixel": "fmnist-compound-cpu"}}
-# the unlabeled-data sweep of Figure 2 (|D_U|) and the size of the whole training set (the supervised baselines)
-UNLABELED_SWEEP = {"paper": {"cifar10": (0, 10_000, 20_000, 30_000, 40_000), "mnist": (0, 10_000, 20_000, 30_000,
-                                                                                     40_000, 50_000)},
-                   "cpu": {"fashion-mnist": (0, 10_000, 30_000, 50_000)}}
-TRAIN_SIZE = {"cifar10": 50_000, "mnist": 60_000, "fashion-mnist": 60_000}
+# the unlabeled-data sweep of Figure 2 (|D_U|), beside |D_L| of the scale's presets (10,000; the CPU presets 2,000)
+UNLABELED_SWEEP = {"paper": {"cifar10": (0, 10_000, 20_000, 30_000, 40_000),
+                             "mnist": (0, 10_000, 20_000, 30_000, 40_000, 50_000)},
+                   "cpu": {"fashion-mnist": (0, 2_000, 8_000, 16_000)}}
+N_LABELED = {"paper": 10_000, "cpu": 2_000}
 
 
 class Plan:
@@ -198,9 +204,11 @@ def _table3(plan: Plan) -> None:
 def _table4(plan: Plan) -> None:
     for setting in ("cifar10-pixel", "mnist-pixel"):
         p = plan.scale.preset(setting)
-        for defense in ("standard", "at", "trades", "uat", "rst"):
-            plan.evaluate(plan.train(defense, p), PIXEL_ATTACKS)
-        plan.evaluate(plan.train("srt", p, 1.0), PIXEL_ATTACKS)
+        standard = plan.train("standard", p)
+        for ckpt in (standard, plan.train("at", p), plan.train("trades", p), plan.train("uat", p),
+                     # RST pseudo-labels D_U with a standard model trained on the same D_L (Carmon et al.)
+                     plan.train("rst", p, extra=("--teacher", standard)), plan.train("srt", p, 1.0)):
+            plan.evaluate(ckpt, PIXEL_ATTACKS)
     plan.table("table4")
 
 
@@ -265,8 +273,9 @@ def _figure2(plan: Plan) -> None:
             preset = plan.scale.preset(f"{prefix}-{scenario}")
             for n in sweep:
                 plan.evaluate(plan.train("srt", preset, lam, n_unlabeled=n), (attack,))
-            # the supervised reference sees every training label (Section 4.5)
-            every = ("--n-labeled", str(TRAIN_SIZE[dataset]))
+            # the supervised reference has labels for every image the largest SRT run sees (Section 4.5:
+            # all 60,000 MNIST / 50,000 CIFAR-10 training images at the paper's scale)
+            every = ("--n-labeled", str(N_LABELED[plan.scale.name] + max(sweep)))
             plan.evaluate(plan.train(defense, preset, n_unlabeled=0, extra=every, tag="-all-labeled"), (attack,))
     plan.plot("unlabeled")
 
@@ -285,35 +294,38 @@ def _figure7(plan: Plan) -> None:
 
 # ---------------------------------------------------------------- Figure 9: fast SRT's learning rate and length
 
-FAST_SWEEP = {"paper": {"lr": (0.1, 0.2), "epochs": (10, 20, 30, 40, 50)},
-              "cpu": {"lr": (0.05, 0.1), "epochs": (1, 2, 4)}}
+# (LR-max values, training-length option, lengths): spatial runs count iterations, pixel-wise ones epochs
+FAST_SWEEP = {
+    "paper": {"cifar10-fast-spatial": ((0.1, 0.2), "--iterations", (15_000, 30_000, 45_000)),
+              "cifar10-fast-pixel": ((0.1, 0.2), "--epochs", (10, 20, 30, 40, 50))},
+    "cpu": {"cifar10-fast-spatial": ((0.05, 0.1), "--epochs", (1, 2, 4)),
+            "cifar10-fast-pixel": ((0.05, 0.1), "--epochs", (1, 2, 4))},
+}
 
 
 @recipe("figure9", "Figure 9: fast SRT's robustness against maximum learning rate and training length")
 def _figure9(plan: Plan) -> None:
-    sweep = FAST_SWEEP[plan.scale.name]
     for setting, lam, attack in (("cifar10-fast-spatial", 0.2, "gridadv"), ("cifar10-fast-pixel", 1.0, "pgd")):
         preset = plan.scale.preset(setting)
-        for lr in sweep["lr"]:
-            for epochs in sweep["epochs"]:
-                label = f"fast SRT (LR-max {lr:g}, {epochs} epochs)"
-                extra = ("--lr", f"{lr:g}", "--epochs", str(epochs))
+        lrs, length, values = FAST_SWEEP[plan.scale.name][setting]
+        for lr in lrs:
+            for value in values:
+                unit = length.removeprefix("--")
+                label = f"fast SRT (LR-max {lr:g}, {value:,} {unit})"
+                extra = ("--lr-max", f"{lr:g}", length, str(value))
                 plan.evaluate(plan.train("fast-srt", preset, lam, label=label, extra=extra,
-                                         tag=f"-lr{lr:g}-e{epochs}"), (attack,))
+                                         tag=f"-lrmax{lr:g}-{unit}{value}"), (attack,))
     plan.table("auto")
 
 
 # ---------------------------------------------------------------- the README's main job
 
-QUICK_EPOCHS = 2
-
-
 @recipe("quick", "Quick demo: standard vs AT vs SRT on Fashion-MNIST, FGSM and PGD (CPU, minutes)")
 def _quick(plan: Plan) -> None:
+    # the fmnist-pixel-cpu runs as they are (Table 4's at the CPU scale, so later recipes reuse them)
     preset = SCALE_PRESETS["cpu"].preset("mnist-pixel")
-    short = ("--epochs", str(QUICK_EPOCHS))
     for defense, lam in (("standard", None), ("at", None), ("srt", 1.0)):
-        plan.evaluate(plan.train(defense, preset, lam, extra=short, tag="-quick"), ("fgsm", "pgd"))
+        plan.evaluate(plan.train(defense, preset, lam), ("fgsm", "pgd"))
     plan.table("auto")
 
 
@@ -344,6 +356,7 @@ def run(steps: Sequence[Step], dry_run: bool = False, echo: Callable[[str], None
         if finished:
             echo(f"[{i}/{len(steps)}] done already: {step.command}")
             continue
+        step = step.resumed()
         echo(f"[{i}/{len(steps)}] {step.command}")
         code = invoke(step)
         if code != 0:

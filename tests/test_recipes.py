@@ -92,9 +92,12 @@ def test_lambda_tables_train_rt_and_srt_at_each_lambda(name, lams):
 def test_figure2_sweeps_the_unlabeled_count_with_all_labeled_references():
     trains = [s.argv for s in recipes.plan("figure2", "cpu") if s.argv[1] == "train"]
     srt = [int(option(a, "--n-unlabeled")) for a in trains if a[2] == "srt"]
-    assert srt == [0, 10000, 30000, 50000] * 2  # pixel-wise, then spatial
+    assert srt == [0, 2000, 8000, 16000] * 2  # pixel-wise, then spatial
     refs = [a for a in trains if a[2] != "srt"]
-    assert [a[2] for a in refs] == ["at", "worst-of-k"] and all(option(a, "--n-labeled") == "60000" for a in refs)
+    # the references have labels for all 2,000 + 16,000 images the largest SRT run sees
+    assert [a[2] for a in refs] == ["at", "worst-of-k"] and all(option(a, "--n-labeled") == "18000" for a in refs)
+    paper = [s.argv for s in recipes.plan("figure2", "paper") if s.argv[1] == "train" and s.argv[2] != "srt"]
+    assert [option(a, "--n-labeled") for a in paper] == ["50000", "50000", "60000", "60000"]
     assert recipes.plan("figure2", "cpu")[-1].argv[1:3] == ("plot", "unlabeled")
 
 
@@ -108,6 +111,23 @@ def test_figures_1_and_7_attack_over_budget_fractions():
     assert [a[2] for a in compound] == ["at", "srt", "at-avg", "at-max"]
     assert all(option(a, "--threat") == "compound" and option(a, "--preset") == "fmnist-compound-cpu"
                for a in compound)
+
+
+def test_rst_is_taught_by_the_standard_model_of_its_setting():
+    steps = recipes.plan("table4", "paper")
+    for s in (s for s in steps if s.argv[1:3] == ("train", "rst")):
+        teacher = option(s.argv, "--teacher")
+        assert teacher == f"runs/{option(s.argv, '--preset')}/standard.pt"
+        assert [t.output for t in steps].index(teacher) < steps.index(s)
+
+
+def test_figure9_sweeps_lr_max_and_training_length():
+    trains = [s.argv for s in recipes.plan("figure9", "paper") if s.argv[1] == "train"]
+    assert all(a[2] == "fast-srt" for a in trains) and len(trains) == 2 * 3 + 2 * 5
+    spatial = [a for a in trains if option(a, "--preset") == "cifar10-fast-table8"]
+    assert {(option(a, "--lr-max"), option(a, "--iterations")) for a in spatial} == {
+        (lr, it) for lr in ("0.1", "0.2") for it in ("15000", "30000", "45000")}
+    assert len({option(a, "--label") for a in trains}) == len(trains)  # one table row per run
 
 
 def test_quick_is_the_cpu_demo_at_any_scale():
@@ -152,6 +172,17 @@ def test_reproduce_resumes_by_skipping_finished_steps(tmp_path, monkeypatch):
     assert out.exit_code == 0 and len(lines) == len(steps)
     assert sum(not ln.startswith("# done: ") for ln in lines) == 2  # the partial evaluate and the table
     assert f"{partial.command}" in lines
+
+
+def test_an_interrupted_training_run_is_resumed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    steps = recipes.plan("quick")
+    first = steps[0]
+    (tmp_path / first.output).parent.mkdir(parents=True)
+    (tmp_path / first.output.replace(".pt", ".last.pt")).write_bytes(b"partial")
+    calls = []
+    recipes.run(steps[:1], echo=lambda s: None, invoke=fake_invoke(calls))
+    assert calls == [first.command + " --resume"]
 
 
 def test_dry_run_prints_runnable_commands_and_runs_nothing(tmp_path, monkeypatch):
