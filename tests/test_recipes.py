@@ -66,7 +66,7 @@ def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
     at = next(a for a in trains if a[2] == "at")
     assert "pixel" in option(at, "--preset")
     if scale == "cpu":
-        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 400"
+        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 400 --check-every 5"
                     " --out runs/fmnist-spatial-cpu/srt-lam0.2.pt")
         assert expected in [s.command for s in steps]
 
