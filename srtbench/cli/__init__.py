@@ -36,4 +36,5 @@ from srtbench.cli import evaluate as _evaluate  # noqa: E402,F401  (registers `e
 from srtbench.cli import plot as _plot  # noqa: E402,F401  (registers `plot`)
 from srtbench.cli import reproduce as _reproduce  # noqa: E402,F401  (registers `reproduce`)
 from srtbench.cli import table as _table  # noqa: E402,F401  (registers `table`)
+from srtbench.cli import train as _train  # noqa: E402,F401  (registers `train`, `presets`)
 from srtbench.cli import zoo as _zoo  # noqa: E402,F401  (registers `models`, `threats`)

@@ -1,0 +1,227 @@
+"""The trainer: schedules, exact resume, signals, checkpoints and metrics, bad options, presets, and one
+integration test per threat on real Fashion-MNIST."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from srtbench import checkpoint, data
+from srtbench.cli import main
+from srtbench.data import DataConfig
+from srtbench.defenses import DEFENSES, DefenseParams
+from srtbench.maximizers import GridSearch, cross_entropy, misclassified
+from srtbench.neighborhoods import Spatial, ThreatConfig
+from srtbench.presets import PRESETS
+from srtbench.trainer import METRICS_COLUMNS, Run, TrainConfig, held_out_check, learning_rate, train
+
+
+def cli(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def sets(fmnist_train, fmnist_test):
+    labeled, unlabeled = data.split(fmnist_train.subset(torch.arange(1200)), 256, 512, seed=0)
+    return labeled, unlabeled, fmnist_test.subset(torch.arange(64))
+
+
+def tiny(tmp, defense="srt", name="run", threat=None, **train_kw):
+    kw = dict(epochs=2, batch_size=64, lr=0.05, check_size=64, check_steps=2, seed=3)
+    kw.update(train_kw)
+    return Run(defense, str(tmp / f"{name}.pt"), DefenseParams(steps=2, k=3), threat or ThreatConfig(),
+               DataConfig(n_labeled=256, n_unlabeled=512), TrainConfig(**kw))
+
+
+def test_piecewise_schedule_decays_at_milestones():
+    cfg = TrainConfig(lr=0.1, milestones=(0.5, 0.75), gamma=0.1)
+    assert [learning_rate(cfg, "piecewise", s, 100) for s in (0, 49, 50, 74, 75, 99)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_cyclic_schedule_is_triangular():
+    cfg = TrainConfig(lr_max=0.2, cycle_peak=0.4)
+    lrs = [learning_rate(cfg, "cyclic", s, 100) for s in range(100)]
+    assert lrs[39] == pytest.approx(0.2) and max(lrs) == pytest.approx(0.2)
+    assert lrs[0] < 0.01 and lrs[-1] == pytest.approx(0.0)
+    assert all(a < b for a, b in zip(lrs[:39], lrs[1:40])) and all(a > b for a, b in zip(lrs[39:-1], lrs[40:]))
+
+
+def test_resume_after_a_stop_mid_epoch_equals_uninterrupted(tmp_path, sets):
+    labeled, unlabeled, check = sets
+    full = train(tiny(tmp_path, name="full"), labeled=labeled, unlabeled=unlabeled, check=check, progress=False)
+
+    def stop_at_5(step, stop):
+        if step == 5:  # an epoch has 768 / 64 = 12 batches: this is mid-epoch 1
+            stop()
+
+    run = tiny(tmp_path, name="cut")
+    cut = train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False, on_step=stop_at_5)
+    assert cut.interrupted and cut.path is None and not run.paths[0].exists()
+    saved = checkpoint.load(run.paths[1])
+    assert (saved.resume["epoch"], saved.resume["batch"], saved.resume["step"]) == (0, 5, 5)
+    saved.build_model()
+    done = train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False, resume=True)
+    a, b = checkpoint.load(full.path).state_dict, checkpoint.load(done.path).state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in full.metrics]
+    assert strip == [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in done.metrics]
+
+
+def test_checkpoint_meta_and_metrics_csv(tmp_path, sets):
+    labeled, unlabeled, check = sets
+    run = tiny(tmp_path, epochs=1)
+    result = train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False)
+    ckpt = checkpoint.load(result.path)
+    for key in ("label", "defense", "defense_params", "threat", "train", "data", "seed", "epoch", "metrics",
+                "train_time_s", "preset"):
+        assert key in ckpt.meta, key
+    assert ckpt.meta["label"] == "SRT (λ = 1)" and ckpt.meta["defense_params"]["lam"] == 1.0
+    assert ckpt.meta["defense_params"]["step_size"] == pytest.approx(0.125)  # resolved 2.5·ε/K
+    assert set(ckpt.meta["metrics"]) == {"clean_acc", "robust_acc"} and ckpt.meta["train_time_s"] > 0
+    with open(run.paths[2]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == METRICS_COLUMNS and len(rows) == 1 and rows[0]["step"] == "12"
+    assert float(rows[0]["robust_loss"]) > 0 and float(rows[0]["natural_loss"]) > 0
+    assert ckpt.build_model()(check.batch(torch.arange(4))[0]).shape == (4, 10)
+
+
+def test_unlabeled_labels_are_never_read(tmp_path, fmnist_train, sets):
+    """Poison the labels of every image that lands in D_U: the trained weights do not change."""
+    _, _, check = sets
+    base = fmnist_train.subset(torch.arange(1200))
+    perm = torch.randperm(len(base), generator=torch.Generator().manual_seed(0))  # split()'s permutation
+    poisoned_labels = base.labels.clone()
+    poisoned_labels[perm[256:]] = (poisoned_labels[perm[256:]] + 1 + torch.arange(len(base) - 256) % 9) % 10
+    poisoned = data.ImageSet(base.images, poisoned_labels)
+    weights = []
+    for i, source in enumerate((base, poisoned)):
+        labeled, unlabeled = data.split(source, 256, 512, seed=0)
+        result = train(tiny(tmp_path, name=f"p{i}", epochs=1), labeled=labeled, unlabeled=unlabeled, check=check,
+                       progress=False)
+        weights.append(checkpoint.load(result.path).state_dict)
+    assert (poisoned_labels != base.labels).sum() > 900
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_rst_trains_with_a_teacher_checkpoint(tmp_path, sets):
+    labeled, unlabeled, check = sets
+    teacher = train(tiny(tmp_path, "standard", name="teacher", epochs=1), labeled=labeled, check=check,
+                    progress=False)
+    run = tiny(tmp_path, "rst", name="rst", epochs=1)
+    run.params = DefenseParams(steps=2, teacher=str(teacher.path))
+    result = train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False)
+    assert checkpoint.load(result.path).meta["defense_params"]["teacher"] == str(teacher.path)
+    assert result.metrics[-1]["step"] == 768 // 64  # half of each batch pseudo-labeled: 12 batches of 32 + 32
+
+
+def test_sigint_saves_a_loadable_checkpoint_and_exits(tmp_path, fmnist_train):
+    out = tmp_path / "killed.pt"
+    cmd = [sys.executable, "-m", "srtbench", "train", "standard", "--n-labeled", "20000", "--epochs", "20",
+           "--check-size", "0", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 60
+    while not (tmp_path / "killed.metrics.csv").exists() and time.time() < deadline:
+        time.sleep(0.2)  # one epoch done: the loop is surely inside the next one
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err and not out.exists()
+    saved = checkpoint.load(tmp_path / "killed.last.pt")
+    assert saved.resume["step"] > saved.resume["epoch"] * (20000 // 128)
+    saved.build_model()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["srt", "--lambda", "-1"], "--lambda must be >= 0"),
+    (["no-such-defense"], "unknown defense 'no-such-defense'"),
+    (["trades", "--threat", "spatial"], "not defined for the spatial threat"),
+    (["rst"], "rst needs a teacher"),
+    (["srt", "--epochs", "0"], "--epochs must be >= 1"),
+])
+def test_bad_options_are_one_line_errors_with_exit_2(tmp_path, args, message):
+    result = cli("train", *args, "--out", str(tmp_path / "x.pt"))
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1 and message in result.output
+
+
+def test_existing_resume_file_needs_resume_flag(tmp_path):
+    (tmp_path / "x.last.pt").write_bytes(b"")
+    result = cli("train", "standard", "--out", str(tmp_path / "x.pt"))
+    assert result.exit_code == 2 and "--resume" in result.output
+
+
+def test_help_lists_defenses_and_paper_defaults():
+    out = cli("train", "--help").output
+    assert all(name in out for name in DEFENSES.names())
+    srt = cli("train", "srt", "--help").output
+    assert "--lambda" in srt and "0.2 spatial" in srt and "--beta" not in srt
+    assert "--beta" in cli("train", "trades", "--help").output
+
+
+def test_every_preset_builds_and_fits_its_defenses():
+    for name in PRESETS.names():
+        p = PRESETS.get(name)
+        threat, cfg = ThreatConfig(**p.threat), TrainConfig(**p.train)
+        DataConfig(**{k: v for k, v in p.data.items()})
+        assert p.source and cfg.model
+        for d in p.defenses:
+            defense = DEFENSES.get(d)
+            allowed = {k: v for k, v in p.params.items() if k in defense.params}
+            defense.resolve(DefenseParams(**allowed), threat.threat, p.data["dataset"], threat.epsilon)
+    listing = cli("presets").output
+    assert all(name in listing for name in PRESETS.names()) and "source:" in listing
+
+
+# ---------------------------------------------------------------- integration on real Fashion-MNIST
+
+
+def _fmnist_run(tmp, defense, threat, iterations, **params):
+    return Run(defense, str(tmp / f"{defense}.pt"), DefenseParams(**params), threat,
+               DataConfig(n_labeled=3000, n_unlabeled=3000),
+               TrainConfig(iterations=iterations, batch_size=64, lr=0.05, check_size=0, seed=0))
+
+
+@pytest.mark.slow
+def test_pixel_at_beats_standard_under_pgd(tmp_path, fmnist_train, fmnist_test):
+    labeled, unlabeled = data.split(fmnist_train, 3000, 3000, seed=0)
+    threat = ThreatConfig(threat="pixel", epsilon=0.1)
+    check = fmnist_test.subset(torch.arange(300))
+    accs = {}
+    for defense, iters in (("standard", 250), ("at", 250)):
+        result = train(_fmnist_run(tmp_path, defense, threat, iters, steps=3, step_size=0.04), labeled=labeled,
+                       unlabeled=unlabeled, check=check, progress=False)
+        model = checkpoint.load(result.path).build_model()
+        accs[defense] = held_out_check(model, check, threat.build(), 10, 0, torch.device("cpu"))
+    print("pixel", accs)
+    assert accs["standard"][0] > 65  # both learned the task
+    assert accs["at"][1] > accs["standard"][1] + 25
+
+
+@pytest.mark.slow
+def test_spatial_worst_of_k_beats_standard_under_gridadv(tmp_path, fmnist_train, fmnist_test):
+    labeled, unlabeled = data.split(fmnist_train, 3000, 3000, seed=0)
+    threat = ThreatConfig(threat="spatial")
+    check = fmnist_test.subset(torch.arange(300))
+    grid = Spatial(30.0, 3.0, grid_points=(11, 3, 3))  # a coarser GridAdv (99 transforms) keeps this quick
+    accs = {}
+    for defense in ("standard", "worst-of-k"):
+        result = train(_fmnist_run(tmp_path, defense, threat, 250, k=5), labeled=labeled, unlabeled=unlabeled,
+                       check=check, progress=False)
+        model = checkpoint.load(result.path).build_model().eval()
+        x, y = check.batch(torch.arange(len(check)))
+        theta = GridSearch()(model, grid, x, y, cross_entropy, done=misclassified)
+        with torch.no_grad():
+            accs[defense] = (model(x).argmax(1) == y).float().mean().item() * 100, \
+                (model(grid.apply(x, theta)).argmax(1) == y).float().mean().item() * 100
+    print("spatial", accs)
+    assert accs["standard"][0] > 65
+    assert accs["worst-of-k"][1] > accs["standard"][1] + 15
