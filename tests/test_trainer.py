@@ -28,15 +28,15 @@ def cli(*args):
 
 @pytest.fixture(scope="module")
 def sets(fmnist_train, fmnist_test):
-    labeled, unlabeled = data.split(fmnist_train.subset(torch.arange(1200)), 256, 512, seed=0)
-    return labeled, unlabeled, fmnist_test.subset(torch.arange(64))
+    labeled, unlabeled = data.split(fmnist_train.subset(torch.arange(1200)), 128, 256, seed=0)
+    return labeled, unlabeled, fmnist_test.subset(torch.arange(32))
 
 
 def tiny(tmp, defense="srt", name="run", threat=None, **train_kw):
-    kw = dict(epochs=2, batch_size=64, lr=0.05, check_size=64, check_steps=2, seed=3)
+    kw = dict(epochs=2, batch_size=64, lr=0.05, check_size=32, check_steps=2, seed=3)
     kw.update(train_kw)
     return Run(defense, str(tmp / f"{name}.pt"), DefenseParams(steps=2, k=3), threat or ThreatConfig(),
-               DataConfig(n_labeled=256, n_unlabeled=512), TrainConfig(**kw))
+               DataConfig(n_labeled=128, n_unlabeled=256), TrainConfig(**kw))
 
 
 def test_piecewise_schedule_decays_at_milestones():
@@ -57,15 +57,15 @@ def test_resume_after_a_stop_mid_epoch_equals_uninterrupted(tmp_path, sets):
     labeled, unlabeled, check = sets
     full = train(tiny(tmp_path, name="full"), labeled=labeled, unlabeled=unlabeled, check=check, progress=False)
 
-    def stop_at_5(step, stop):
-        if step == 5:  # an epoch has 768 / 64 = 12 batches: this is mid-epoch 1
+    def stop_at_3(step, stop):
+        if step == 3:  # an epoch has 384 / 64 = 6 batches: this is mid-epoch 1
             stop()
 
     run = tiny(tmp_path, name="cut")
-    cut = train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False, on_step=stop_at_5)
+    cut = train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False, on_step=stop_at_3)
     assert cut.interrupted and cut.path is None and not run.paths[0].exists()
     saved = checkpoint.load(run.paths[1])
-    assert (saved.resume["epoch"], saved.resume["batch"], saved.resume["step"]) == (0, 5, 5)
+    assert (saved.resume["epoch"], saved.resume["batch"], saved.resume["step"]) == (0, 3, 3)
     saved.build_model()
     done = train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False, resume=True)
     a, b = checkpoint.load(full.path).state_dict, checkpoint.load(done.path).state_dict
@@ -87,7 +87,7 @@ def test_checkpoint_meta_and_metrics_csv(tmp_path, sets):
     assert set(ckpt.meta["metrics"]) == {"clean_acc", "robust_acc"} and ckpt.meta["train_time_s"] > 0
     with open(run.paths[2]) as fh:
         rows = list(csv.DictReader(fh))
-    assert tuple(rows[0]) == METRICS_COLUMNS and len(rows) == 1 and rows[0]["step"] == "12"
+    assert tuple(rows[0]) == METRICS_COLUMNS and len(rows) == 1 and rows[0]["step"] == "6"
     assert float(rows[0]["robust_loss"]) > 0 and float(rows[0]["natural_loss"]) > 0
     assert ckpt.build_model()(check.batch(torch.arange(4))[0]).shape == (4, 10)
 
@@ -98,11 +98,11 @@ def test_unlabeled_labels_are_never_read(tmp_path, fmnist_train, sets):
     base = fmnist_train.subset(torch.arange(1200))
     perm = torch.randperm(len(base), generator=torch.Generator().manual_seed(0))  # split()'s permutation
     poisoned_labels = base.labels.clone()
-    poisoned_labels[perm[256:]] = (poisoned_labels[perm[256:]] + 1 + torch.arange(len(base) - 256) % 9) % 10
+    poisoned_labels[perm[128:]] = (poisoned_labels[perm[128:]] + 1 + torch.arange(len(base) - 128) % 9) % 10
     poisoned = data.ImageSet(base.images, poisoned_labels)
     weights = []
     for i, source in enumerate((base, poisoned)):
-        labeled, unlabeled = data.split(source, 256, 512, seed=0)
+        labeled, unlabeled = data.split(source, 128, 256, seed=0)
         result = train(tiny(tmp_path, name=f"p{i}", epochs=1), labeled=labeled, unlabeled=unlabeled, check=check,
                        progress=False)
         weights.append(checkpoint.load(result.path).state_dict)
@@ -118,13 +118,13 @@ def test_rst_trains_with_a_teacher_checkpoint(tmp_path, sets):
     run.params = DefenseParams(steps=2, teacher=str(teacher.path))
     result = train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False)
     assert checkpoint.load(result.path).meta["defense_params"]["teacher"] == str(teacher.path)
-    assert result.metrics[-1]["step"] == 768 // 64  # half of each batch pseudo-labeled: 12 batches of 32 + 32
+    assert result.metrics[-1]["step"] == 384 // 64  # half of each batch pseudo-labeled: 6 batches of 32 + 32
 
 
 def test_sigint_saves_a_loadable_checkpoint_and_exits(tmp_path, fmnist_train):
     out = tmp_path / "killed.pt"
-    cmd = [sys.executable, "-m", "srtbench", "train", "standard", "--n-labeled", "20000", "--epochs", "20",
-           "--check-size", "0", "--out", str(out)]
+    cmd = [sys.executable, "-m", "srtbench", "train", "standard", "--n-labeled", "3000", "--batch-size", "64",
+           "--epochs", "20", "--check-size", "0", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 60
@@ -136,7 +136,7 @@ def test_sigint_saves_a_loadable_checkpoint_and_exits(tmp_path, fmnist_train):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "--resume" in err and not out.exists()
     saved = checkpoint.load(tmp_path / "killed.last.pt")
-    assert saved.resume["step"] > saved.resume["epoch"] * (20000 // 128)
+    assert saved.resume["step"] > saved.resume["epoch"] * (3000 // 64)
     saved.build_model()
 
 
