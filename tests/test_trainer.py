@@ -202,7 +202,7 @@ def test_pixel_at_beats_standard_under_pgd(tmp_path, fmnist_train, fmnist_test):
         model = checkpoint.load(result.path).build_model()
         accs[defense] = held_out_check(model, check, threat.build(), 10, 0, torch.device("cpu"))
     print("pixel", accs)
-    assert accs["standard"][0] > 65  # both learned the task
+    assert accs["standard"][0] > 55 and accs["at"][0] > 50  # both learned the task (chance: 10%)
     assert accs["at"][1] > accs["standard"][1] + 25
 
 
@@ -223,5 +223,5 @@ def test_spatial_worst_of_k_beats_standard_under_gridadv(tmp_path, fmnist_train,
             accs[defense] = (model(x).argmax(1) == y).float().mean().item() * 100, \
                 (model(grid.apply(x, theta)).argmax(1) == y).float().mean().item() * 100
     print("spatial", accs)
-    assert accs["standard"][0] > 65
+    assert accs["standard"][0] > 55
     assert accs["worst-of-k"][1] > accs["standard"][1] + 15
