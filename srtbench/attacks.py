@@ -258,16 +258,20 @@ class JSMA(Attack):
         self.theta, self.gamma = theta, gamma
 
     def _saliency(self, grad_t, grad_o, domain) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pair (p, q) maximizing α·|β| over pairs with α > 0 > β (Eqs. (8)-(10); signs flip for θ < 0).
+
+        Computed as relu(±α)·relu(∓β), which equals α·|β| where the conditions hold and 0 elsewhere, in
+        two (b, n, n) buffers; features outside the search domain are pushed out of the conditions.
+        """
         n = grad_t.shape[1]
-        increasing = self.theta > 0
-        coef = 2.0 * (~domain).float() * (1 if increasing else -1)
+        sign = 1.0 if self.theta > 0 else -1.0
+        coef = 2.0 * (~domain).float() * sign
         t = grad_t - coef * grad_t.abs().amax(1, keepdim=True)
         o = grad_o + coef * grad_o.abs().amax(1, keepdim=True)
-        alpha = t[:, None, :] + t[:, :, None]  # Eq. (8) for every pair (p, q)
-        beta = o[:, None, :] + o[:, :, None]  # Eq. (9)
-        mask = (alpha > 0) & (beta < 0) if increasing else (alpha < 0) & (beta > 0)
-        mask &= ~torch.eye(n, dtype=torch.bool, device=grad_t.device)
-        best = (alpha * beta.abs() * mask).view(len(t), -1).argmax(1)  # Eq. (10)
+        score = (t[:, None, :] + t[:, :, None]).mul_(sign).clamp_(min=0)  # α for each pair (p, q)
+        score.mul_((o[:, None, :] + o[:, :, None]).mul_(-sign).clamp_(min=0))  # |β|
+        score.diagonal(dim1=1, dim2=2).zero_()  # a feature does not pair with itself
+        best = score.view(len(t), -1).argmax(1)
         return torch.div(best, n, rounding_mode="floor"), best % n
 
     def __call__(self, model, x, target, gen=None):
@@ -349,13 +353,15 @@ class FoolboxMinimumNorm(Attack):
         return f"{self.name}{sorted(self.params.items())}"  # the run does not depend on the budget
 
 
-@attack("cw", mnist=dict(epsilon=2.0, steps=100, binary_search_steps=5, stepsize=0.05, confidence=0.0,
+@attack("cw", mnist=dict(epsilon=2.0, steps=100, binary_search_steps=9, stepsize=0.05, confidence=0.0,
                          initial_const=1.0),
-        cifar10=dict(epsilon=0.5, steps=100, binary_search_steps=5, stepsize=0.01, confidence=0.0,
-                     initial_const=0.1),
+        cifar10=dict(epsilon=0.5, steps=100, binary_search_steps=9, stepsize=0.01, confidence=0.0,
+                     initial_const=0.01),
         budget=("epsilon",), threat="l2", library="foolbox 3.3.4 L2CarliniWagnerAttack", minimum_norm=True,
         source="Carlini & Wagner 2017 (ℓ2); the paper gives no settings",
-        notes="epsilon = ℓ2 budget at which an example counts as broken (RobustBench's 0.5 on CIFAR-10)")
+        notes="epsilon = ℓ2 budget at which an example counts as broken (RobustBench's 0.5 on CIFAR-10). Converged"
+              " on 50 Fashion-MNIST test images (standard SmallCNN, ε = 2): steps 100 → 200 → 0.0 pt change,"
+              " binary search 5 → 9 → 2 pt (so 9); CIFAR-10 settings not measured")
 def _cw(epsilon, steps, binary_search_steps, stepsize, confidence, initial_const) -> Attack:
     import foolbox as fb
 
@@ -368,7 +374,8 @@ def _cw(epsilon, steps, binary_search_steps, stepsize, confidence, initial_const
         cifar10=dict(epsilon=0.5, steps=100, init_epsilon=1.0, gamma=0.05),
         budget=("epsilon",), threat="l2", library="foolbox 3.3.4 DDNAttack", minimum_norm=True,
         source="Rony et al. 2019 (decoupled direction and norm); the paper gives no settings",
-        notes="epsilon = ℓ2 budget at which an example counts as broken")
+        notes="epsilon = ℓ2 budget at which an example counts as broken. Converged on 50 Fashion-MNIST test images"
+              " (standard SmallCNN, ε = 2): steps 50 / 100 / 300 give the same accuracy (0.0 pt)")
 def _ddn(epsilon, steps, init_epsilon, gamma) -> Attack:
     import foolbox as fb
 

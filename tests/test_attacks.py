@@ -1,0 +1,182 @@
+"""The attack battery: each attack breaks a trained model within its budget; agreement with the libraries."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from srtbench.attacks import ATTACKS, build, parse, split_specs
+from srtbench.errors import SrtbenchError
+from srtbench.neighborhoods import Spatial
+
+DATASET = "fashion-mnist"
+
+# small settings so the whole battery runs in seconds; the defaults are checked in test_defaults_*
+QUICK = {
+    "fgsm": "fgsm[epsilon=0.1]",
+    "pgd": "pgd[epsilon=0.1,steps=10,step_size=0.02]",
+    "mifgsm": "mifgsm[epsilon=0.1,steps=10,step_size=0.02]",
+    "jsma": "jsma[gamma=0.05]",
+    "cw": "cw[steps=20,binary_search_steps=2]",
+    "ddn": "ddn[steps=20]",
+    "pointwise": "pointwise[init_steps=200]",
+    "randadv": "randadv",
+    "gridadv": "gridadv[rotations=11,translations=3]",
+    "randadv.t": "randadv.t",
+    "randadv.r": "randadv.r",
+    "gridadv.t": "gridadv.t",
+    "gridadv.r": "gridadv.r[rotations=11]",
+    "pgd+": "pgd+[epsilon=0.05,steps=5,step_size=0.02,rotations=5,translations=3]",
+    "gridadv+": "gridadv+[epsilon=0.05,steps=5,step_size=0.02,rotations=5,translations=3]",
+    "autoattack": "autoattack[epsilon=0.1,steps=3,n_queries=10]",
+}
+
+
+@pytest.fixture(scope="module")
+def batch(trained_cnn, test_batch):
+    x, y = test_batch[0][:16], test_batch[1][:16]
+    with torch.no_grad():
+        pred = trained_cnn(x).argmax(1)
+    return x, y, pred
+
+
+def test_quick_settings_cover_every_registered_attack():
+    assert set(QUICK) == set(ATTACKS.names())
+
+
+@pytest.mark.parametrize("name", list(QUICK))
+def test_attack_lowers_accuracy_and_respects_its_budget(name, trained_cnn, batch):
+    x, y, pred = batch
+    atk = build(QUICK[name], DATASET)
+    out = atk.at_budget(atk(trained_cnn, x, pred, torch.Generator().manual_seed(0)), x)
+    with torch.no_grad():
+        adv = trained_cnn(out.x_adv).argmax(1)
+    clean_correct = pred == y
+    assert ((adv == y) & clean_correct).sum() < clean_correct.sum(), "the attack broke nothing"
+    assert out.inside.all() and out.x_adv.min() >= 0 and out.x_adv.max() <= 1
+    delta = (out.x_adv - x).flatten(1)
+    if atk.threat == "linf":
+        assert delta.abs().amax(1).max() <= atk.budget["epsilon"] + 1e-5
+    if atk.minimum_norm:
+        broken = adv != pred
+        d = delta.norm(dim=1) if atk.threat == "l2" else (delta.abs() > 1e-6).sum(1).float()
+        assert torch.allclose(out.distance[broken], d[broken], rtol=1e-4, atol=1e-4)
+        assert (out.distance[broken] <= atk.budget["epsilon"] + 1e-5).all()
+    if name == "jsma":  # at most ceil(γ·n/2) pairs of features changed
+        assert (delta.abs() > 1e-6).sum(1).max() <= 2 * math.ceil(784 * 0.05 / 2)
+
+
+def _foolbox_accuracy(model, attack, x, y, eps):
+    import foolbox as fb
+
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    _, adv, _ = attack(fmodel, x, y, epsilons=eps)
+    with torch.no_grad():
+        return 100 * (model(adv).argmax(1) == y).float().mean().item()
+
+
+def _our_accuracy(model, spec, x, y):
+    atk = build(spec, DATASET)
+    out = atk(model, x, y, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return 100 * (model(out.x_adv).argmax(1) == y).float().mean().item()
+
+
+def test_fgsm_and_pgd_agree_with_foolbox_within_one_point(trained_cnn, test_batch):
+    import foolbox as fb
+
+    x, y = test_batch[0][:200], test_batch[1][:200]
+    ours = _our_accuracy(trained_cnn, "fgsm[epsilon=0.03]", x, y)
+    theirs = _foolbox_accuracy(trained_cnn, fb.attacks.FGSM(), x, y, 0.03)
+    assert abs(ours - theirs) <= 1.0, (ours, theirs)
+    ours = _our_accuracy(trained_cnn, "pgd[epsilon=0.03,steps=10,step_size=0.01,start=none]", x, y)
+    theirs = _foolbox_accuracy(trained_cnn, fb.attacks.LinfPGD(abs_stepsize=0.01, steps=10, random_start=False),
+                               x, y, 0.03)
+    assert abs(ours - theirs) <= 1.0, (ours, theirs)
+    assert ours < _our_accuracy(trained_cnn, "fgsm[epsilon=0.03]", x, y) + 1.0
+
+
+def test_gridadv_finds_every_misclassification_of_a_brute_force_loop(trained_cnn, test_batch):
+    x, y = test_batch[0][:6], test_batch[1][:6]
+    space = Spatial(30.0, 3.0)
+    grid = space.grid()
+    brute = torch.zeros(len(x), dtype=torch.bool)
+    with torch.no_grad():
+        for i in range(len(x)):  # every one of the 775 transforms of each image, no early stop
+            images = space.apply(x[i:i + 1].expand(len(grid), -1, -1, -1), grid)
+            brute[i] = (trained_cnn(images).argmax(1) != y[i]).any()
+    atk = build("gridadv", DATASET)
+    with torch.no_grad():
+        found = trained_cnn(atk(trained_cnn, x, y).x_adv).argmax(1) != y
+    assert brute.any() and torch.equal(found, brute)
+
+
+def test_jsma_is_torchattacks_jsma_batched(trained_cnn, test_batch):
+    import torchattacks
+
+    x, y = test_batch[0][:3], test_batch[1][:3]
+    reference = torchattacks.JSMA(trained_cnn, theta=1.0, gamma=0.05)(x, y)
+    ours = build("jsma[gamma=0.05]", DATASET)(trained_cnn, x, y).x_adv
+    assert torch.allclose(ours, reference, atol=1e-6)
+
+
+def test_minimum_norm_budget_only_thresholds_the_distances(trained_cnn, batch):
+    x, _, pred = batch
+    full = build("ddn[steps=20]", DATASET)
+    out = full(trained_cnn, x, pred)
+    tight = build("ddn[steps=20]", DATASET, fraction=0.0)
+    assert tight.run_key == full.run_key  # evaluation reuses one run for every fraction
+    assert torch.equal(tight.at_budget(out, x).x_adv, x)
+    half = build("ddn[steps=20,epsilon=0.5]", DATASET)
+    kept = (half.at_budget(out, x).x_adv != x).flatten(1).any(1)
+    assert torch.equal(kept, out.distance <= 0.5)
+
+
+def test_defaults_follow_the_paper_per_dataset():
+    assert parse("pgd", "mnist")[1] == {"epsilon": 0.3, "steps": 40, "step_size": 0.01, "start": "uniform"}
+    assert parse("pgd", "fashion-mnist")[1] == parse("pgd", "mnist")[1]
+    cifar = parse("pgd", "cifar10")[1]
+    assert cifar["epsilon"] == pytest.approx(8 / 255) and cifar["steps"] == 10 and cifar["step_size"] == 0.007
+    grid = build("gridadv", "cifar10")
+    assert len(grid.neighborhood.grid()) == 775 and grid.budget == {"rotation": 30.0, "translation": 3.0}
+    assert build("gridadv.t", "mnist").budget["rotation"] == 0
+    assert build("randadv.r", "mnist").budget["translation"] == 0
+    assert parse("randadv", "mnist")[1]["k"] == 10
+
+
+def test_overrides_are_typed_and_fraction_scales_every_budget():
+    name, params = parse("pgd[steps=100, start=none ,epsilon=0.2]", DATASET)
+    assert name == "pgd" and params["steps"] == 100 and isinstance(params["steps"], int) and params["start"] == "none"
+    atk = build("pgd[epsilon=0.2]", DATASET, fraction=0.5)
+    assert atk.budget == {"epsilon": pytest.approx(0.1)} and atk.params["epsilon"] == 0.2  # params as given
+    assert atk.maximizer.step_size == pytest.approx(0.005)
+    compound = build("pgd+", DATASET, fraction=0.2)
+    assert compound.budget == pytest.approx({"epsilon": 0.06, "rotation": 6.0, "translation": 0.6})
+
+
+def test_specs_split_on_top_level_commas_and_all_expands():
+    assert split_specs("pgd[steps=100,start=none],gridadv") == ["pgd[steps=100,start=none]", "gridadv"]
+    assert split_specs("all") == ATTACKS.names()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nope", "unknown attack 'nope'"),
+    ("pgd[foo=1]", "pgd has no setting 'foo'"),
+    ("pgd[steps=ten]", "expected a int"),
+    ("pgd[epsilon=-0.1]", "must be >= 0"),
+    ("pgd[epsilon=5]", "epsilon must be in [0, 1]"),
+    ("gridadv[rotation=400]", "rotation must be in [0, 180]"),
+    ("pgd[steps=0]", "steps must be >= 1"),
+    ("pgd[steps", "cannot parse attack"),
+])
+def test_bad_specs_are_one_line_errors(spec, message):
+    with pytest.raises(SrtbenchError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
+        build(spec, DATASET)
+    assert "\n" not in str(err.value)
+
+
+def test_fraction_outside_unit_interval_is_an_error():
+    with pytest.raises(SrtbenchError, match="fraction"):
+        build("pgd", DATASET, fraction=2.0)

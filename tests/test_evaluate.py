@@ -1,0 +1,172 @@
+"""`srtbench evaluate`: CSV rows and side files, resume/--force, risks and worst case, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from srtbench import checkpoint, data, evaluate, results
+from srtbench.cli import main
+
+FAST = "fgsm[epsilon=0.1],gridadv.t"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def ckpt(trained_cnn, tmp_path_factory):
+    """A checkpoint as the trainer writes it (model meta + label/defense), from the shared trained model."""
+    path = tmp_path_factory.mktemp("ckpt") / "std.pt"
+    meta = {**checkpoint.model_meta("small-cnn", data.DATASETS.get("fashion-mnist")),
+            "label": "Standard", "defense": "standard", "threat": {"threat": "pixel", "epsilon": 0.1}}
+    checkpoint.save(path, trained_cnn, meta)
+    return path
+
+
+def evaluate_cli(ckpt, out, *extra):
+    return run("evaluate", ckpt, "--attacks", FAST, "--n", 48, "--fractions", "0.5,1.0", "--device", "cpu",
+               "--out", out, *extra)
+
+
+def test_rows_follow_the_schema_with_per_example_side_files(ckpt, tmp_path, fmnist_test):
+    out = tmp_path / "r.csv"
+    res = evaluate_cli(ckpt, out)
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out)
+    assert list(df.columns) == list(results.COLUMNS) and len(df) == 4
+    row = df[(df.attack == "fgsm") & (df.fraction == 1.0)].iloc[0]
+    assert row.label == "Standard" and row.defense == "standard" and row.train_threat == "none"
+    assert row.dataset == "fashion-mnist" and row.n == 48 and row.robust_ci_low <= row.robust_acc <= row.robust_ci_high
+    assert json.loads(row.attack_params)["epsilon"] == 0.1 and json.loads(row.budget) == {"epsilon": 0.1}
+    assert json.loads(df[(df.attack == "fgsm") & (df.fraction == 0.5)].iloc[0].budget) == {"epsilon": 0.05}
+    assert row.checkpoint_sha256 == evaluate.sha256(ckpt) and "evaluate" in row.command
+    ex = results.read_per_example(out.parent / row.per_example)
+    assert torch.equal(ex["index"], torch.arange(48)) and torch.equal(ex["label"], fmnist_test.labels[:48])
+    assert row.robust_acc == pytest.approx(100 * ex["adv_correct"].float().mean().item(), abs=1e-3)
+    assert row.clean_acc == pytest.approx(100 * ex["clean_correct"].float().mean().item(), abs=1e-3)
+    flags = json.loads(row.flags)
+    assert {"in_neighborhood", "reclassified", "lemma1", "zero_budget", "deterministic", "monotone_budget",
+            "unbounded_pgd"} <= set(flags)
+    assert all(f["status"] == "PASS" for f in flags.values()), flags
+    assert "worst case per example" in res.output and "R_rob" in res.output
+
+
+def test_rerun_adds_no_rows_and_force_recomputes(ckpt, tmp_path):
+    out = tmp_path / "r.csv"
+    assert evaluate_cli(ckpt, out, "--no-sanity").exit_code == 0
+    first = pd.read_csv(out)
+    assert evaluate_cli(ckpt, out, "--no-sanity").exit_code == 0
+    again = pd.read_csv(out)
+    assert len(again) == len(first) and list(again.timestamp) == list(first.timestamp)
+    assert list(again.wall_time_s) == list(first.wall_time_s)
+    res = evaluate_cli(ckpt, out, "--attacks", "fgsm[epsilon=0.1]", "--fractions", "1.0", "--force", "--no-sanity")
+    assert res.exit_code == 0, res.output
+    forced = pd.read_csv(out)
+    assert len(forced) == len(first)
+    assert set(forced.robust_acc) == set(first.robust_acc)  # same numbers: attacks are seeded
+    assert (first.iloc[-1].attack, forced.iloc[-1].attack, forced.iloc[-1].fraction) == ("gridadv.t", "fgsm", 1.0)
+
+
+def test_an_interrupted_evaluation_leaves_a_readable_file(ckpt, tmp_path, monkeypatch):
+    out = tmp_path / "r.csv"
+    calls = {"n": 0}
+    real = evaluate.run_attack
+
+    def dies_on_second_attack(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first attack has written its row
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "run_attack", dies_on_second_attack)
+    res = run("evaluate", ckpt, "--attacks", FAST, "--n", 16, "--device", "cpu", "--out", out, "--no-sanity")
+    assert res.exit_code == 130
+    df = results.read(out)
+    assert list(df.attack) == ["fgsm"]
+    assert not [p for p in tmp_path.rglob(".*tmp")]
+
+
+def _examples(clean, adv, label):
+    n = len(label)
+    return evaluate.Examples(torch.arange(n), torch.tensor(label), torch.tensor(clean), torch.tensor(adv),
+                             torch.full((n,), math.nan))
+
+
+def test_worst_case_is_taken_per_example_not_as_min_of_means():
+    label = [0, 0, 0, 0]
+    a = _examples([0, 0, 0, 1], [1, 0, 0, 1], label)  # breaks example 0
+    b = _examples([0, 0, 0, 1], [0, 1, 0, 1], label)  # breaks example 1
+    worst = evaluate.worst_case([a, b])
+    assert evaluate.accuracy(a.adv_correct) == evaluate.accuracy(b.adv_correct) == 50.0
+    assert evaluate.accuracy(worst.adv_correct) == 25.0  # only example 2 survives both
+
+
+def test_risks_of_definition_2_satisfy_lemma_1():
+    # example 3 is misclassified; the attack moves it away from its prediction, even onto the label
+    ex = _examples([0, 1, 2, 5], [0, 7, 2, 3], [0, 1, 2, 3])
+    r = evaluate.risks(ex)
+    assert r == {"R_stand": 25.0, "R_rob": 50.0, "R_adv": 50.0}
+    stand, rob = ~ex.clean_correct, ex.broken
+    assert torch.equal(~ex.adv_correct, stand | (~stand & rob))  # Eq. (5) per example
+
+
+def test_checkpoint_without_training_meta_uses_the_file_stem(trained_cnn, tmp_path):
+    path = tmp_path / "foreign-run.pt"
+    checkpoint.save(path, trained_cnn, checkpoint.model_meta("small-cnn", data.DATASETS.get("fashion-mnist")))
+    target = evaluate.load_target(str(path), evaluate.EvalConfig())
+    assert (target.label, target.defense, target.train_threat) == ("foreign-run", "unknown", "unknown")
+
+
+def test_foreign_model_from_module_function_and_state_dict(trained_cnn, tmp_path, monkeypatch):
+    (tmp_path / "mynets.py").write_text(textwrap.dedent("""
+        from srtbench.models import create_model
+        def build():
+            return create_model("small-cnn", (1, 28, 28), 10)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("mynets", None)
+    torch.save(trained_cnn.state_dict(), tmp_path / "w.pt")
+    out = tmp_path / "r.csv"
+    res = run("evaluate", tmp_path / "w.pt", "--model", "mynets:build", "--dataset", "fashion-mnist",
+              "--attacks", "fgsm", "--n", 16, "--device", "cpu", "--out", out, "--no-sanity")
+    assert res.exit_code == 0, res.output
+    row = pd.read_csv(out).iloc[0]
+    assert row.label == "w" and row.defense == "unknown" and row.model == "mynets:build"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--attacks", "nope"), "error: unknown attack 'nope'"),
+    (("--attacks", "pgd[epsilon=-1]"), "error: pgd[epsilon=-1] must be >= 0"),
+    (("--attacks", "pgd[epsilon=3]"), "error: epsilon must be in [0, 1]"),
+    (("--fractions", "0.5,2"), "error: --fractions must lie in [0, 1]"),
+    (("--dataset", "cifar10"), "checkpoint is for fashion-mnist, not cifar10"),
+    (("--n", "0"), "error: --n must be >= 1"),
+    (("--model", "nocolon"), "error: --model must be module:function"),
+])
+def test_bad_input_is_one_line_exit_2(ckpt, tmp_path, args, message):
+    res = run("evaluate", ckpt, "--out", tmp_path / "r.csv", "--device", "cpu", *args)
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and message in res.output, res.output
+
+
+def test_missing_checkpoint_is_one_line_exit_2(tmp_path):
+    res = run("evaluate", tmp_path / "absent.pt", "--out", tmp_path / "r.csv")
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "no such checkpoint" in res.output
+
+
+def test_attacks_command_lists_every_attack_with_its_defaults():
+    res = run("attacks")
+    assert res.exit_code == 0
+    for name in evaluate.known_attacks():
+        assert f"\n{name}  [" in "\n" + res.output
+    assert "pgd[epsilon=0.3,steps=40,step_size=0.01,start=uniform]" in res.output
+    assert "pgd[epsilon=0.0313725,steps=10,step_size=0.007,start=uniform]" in res.output
+    assert run("attacks", "--dataset", "svhn").exit_code == 2
