@@ -61,7 +61,7 @@ def click_options(cls: type, exclude: Iterable[str] = (), prefix: str = "") -> C
             if "choices" in f.metadata:
                 kw["type"] = click.Choice(f.metadata["choices"])
             elif tp is bool:
-                fn = click.option(f"--{name}/--no-{name}", f.name if not prefix else None, **kw)(fn)
+                fn = click.option(f"--{name}/--no-{name}", f.name, **kw)(fn)
                 continue
             elif tp in (int, float, str):
                 kw["type"] = tp
@@ -71,7 +71,8 @@ def click_options(cls: type, exclude: Iterable[str] = (), prefix: str = "") -> C
                 kw["default"] = ",".join(str(v) for v in default) if default else None
             if optional and default is None:
                 kw["show_default"] = False
-            fn = click.option(f"--{name}", **kw)(fn)
+            # the parameter is stored under the field's name, whatever the flag is (`lam` for --lambda)
+            fn = click.option(f"--{name}", f.name, **kw)(fn)
         return fn
 
     return deco

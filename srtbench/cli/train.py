@@ -31,7 +31,7 @@ def _build(section: str, cls: type, options: dict, ctx: click.Context, preset: d
     for f in fields(cls):
         if allowed is not None and f.name not in allowed:
             continue
-        key = option_name(f).replace("-", "_")  # click's name for the option (e.g. --lambda → lambda)
+        key = f.name  # config.click_options stores every option under its field's name
         given = key in options and ctx.get_parameter_source(key) not in (ParameterSource.DEFAULT, None)
         if given:
             values[f.name] = options[key]
