@@ -62,6 +62,9 @@ class DefenseParams:
         "paper", "RT/SRT: mean L(x_l) + λ·mean robust loss (paper, Eq. (9)), or one mean over the concatenated "
         "batch with weight 1 on x_l and λ on x' (official spatial code, effective λ ≈ λ·|x'|/|x_l|)",
         choices=("paper", "code"))
+    lambda_warmup: float = field(
+        0.0, "RT/SRT: ramp λ linearly from 0 over this fraction of the run (NOT in the paper, whose value is 0: "
+        "a common semi-supervised ramp-up that keeps short runs from collapsing onto an untrained net's C(x))")
     fgsm_alpha: float = field(1.25, "fast SRT: FGSM-RS step α = fgsm_alpha·ε (Appendix J, Wong et al.)")
     unlabeled_fraction: float = field(
         0.5, "RST: fraction of each batch drawn from the pseudo-labeled set (Carmon et al.)")
@@ -75,6 +78,7 @@ class DefenseParams:
         require(self.steps >= 1, f"--steps must be >= 1, got {self.steps}")
         require(self.step_size is None or self.step_size > 0, f"--step-size must be > 0, got {self.step_size}")
         require(self.k >= 1, f"--k must be >= 1, got {self.k}")
+        require(0 <= self.lambda_warmup < 1, f"--lambda-warmup must be in [0, 1), got {self.lambda_warmup}")
         require(self.fgsm_alpha > 0, f"--fgsm-alpha must be > 0, got {self.fgsm_alpha}")
         require(0 < self.unlabeled_fraction < 1,
                 f"--unlabeled-fraction must be in (0, 1), got {self.unlabeled_fraction}")
@@ -325,7 +329,7 @@ def _srt_lambda(threat, dataset):
     return {"lam": 1.0 if threat == "pixel" else 0.2}
 
 
-_RT_PARAMS = ("lam", "steps", "step_size", "start", "k", "spatial_pick", "weighting")
+_RT_PARAMS = ("lam", "lambda_warmup", "steps", "step_size", "start", "k", "spatial_pick", "weighting")
 
 
 @register("rt", threats=("pixel", "spatial", "compound"), params=_RT_PARAMS, defaults=_srt_lambda,
@@ -382,6 +386,21 @@ def at_max(model, batch, neighborhood, params, gen=None):
     loss = losses.max(0).values.mean()
     y = batch.y_labeled
     return _out(loss, _clean_loss_monitor(model, batch.x_labeled, y), loss, logits, y.repeat(len(losses)))
+
+
+def at_progress(params: DefenseParams, done: float) -> DefenseParams:
+    """The parameters at fraction `done` ∈ [0, 1) of the run: λ·min(1, done / lambda_warmup).
+
+    Not in the paper (lambda_warmup 0, its default, returns `params` itself).  Why a ramp helps short runs:
+    an untrained net predicts one class everywhere, so C(x) is constant and the robust term L(f(x'), C(x))
+    rewards that constant prediction; with λ = 1 and few SGD steps the run can stay there (chance accuracy).
+    Ramping λ up lets the supervised term shape C(x) first (Laine & Aila 2017's ramp-up does the same).
+    """
+    if not params.lambda_warmup or params.lam is None or done >= params.lambda_warmup:
+        return params
+    out = replace(params, lam=params.lam * done / params.lambda_warmup)
+    out._teacher_model = params._teacher_model
+    return out
 
 
 def _with_start(params: DefenseParams, start: str) -> DefenseParams:

@@ -27,7 +27,7 @@ from torch import nn
 
 from srtbench import checkpoint, data
 from srtbench.config import field, require, to_dict
-from srtbench.defenses import DEFENSES, DefenseParams
+from srtbench.defenses import DEFENSES, DefenseParams, at_progress
 from srtbench.errors import SrtbenchError
 from srtbench.maximizers import PGD, GridSearch, Sequential, eval_mode, misclassified
 from srtbench.models import MODELS, create_model
@@ -440,7 +440,7 @@ def train(
                     batch = _channels_last(batch)
                 net.train()
                 with autocast:
-                    out = defense.objective(net, batch, neighborhood, params, gen)
+                    out = defense.objective(net, batch, neighborhood, at_progress(params, step / total), gen)
                 optimizer.zero_grad(set_to_none=True)
                 out["loss"].backward()
                 optimizer.step()
