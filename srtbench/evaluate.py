@@ -33,6 +33,7 @@ from srtbench.progress import progress_bar
 from srtbench.runtime import DEVICES, command_line, git_commit, resolve_device
 
 SUBSET = 64  # examples the extra sanity runs (ε = 0, ε = 1, Square) use
+SQUARE_QUERIES = 1000  # Square's query budget in the gradient-masking check
 
 
 @dataclass
@@ -139,15 +140,54 @@ def batch_generator(seed: int, start: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + start)
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) under torchrun, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device_name: str) -> None:
+    """Join the process group torchrun describes (gloo on CPU, NCCL on GPUs); no-op for one process."""
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        cuda = device_name != "cpu" and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo")
+
+
 def run_attack(model, attack: Attack, x, target, batch_size, device, seed, progress=None, task=None) -> AttackOutput:
-    """The attack over all examples, batch by batch; outputs gathered on the CPU."""
-    out = None
-    for lo in range(0, len(x), batch_size):
+    """The attack over all examples, batch by batch; outputs gathered on the CPU.
+
+    Under torchrun, rank r takes batches r, r + world, ...; every rank then holds all outputs.  Random
+    draws depend only on the batch, so the result equals a single process's.
+    """
+    rank, size = world()
+    parts: dict[int, AttackOutput] = {}
+    done = 0
+    for i, lo in enumerate(range(0, len(x), batch_size)):
+        if i % size != rank:
+            continue
         xb, tb = x[lo:lo + batch_size].to(device), target[lo:lo + batch_size].to(device)
-        part = attack(model, xb, tb, batch_generator(seed, lo)).to("cpu")
-        out = part if out is None else out.cat(part)
+        parts[lo] = attack(model, xb, tb, batch_generator(seed, lo)).to("cpu")
+        done += len(xb) * size  # rank 0 reports for all ranks, which move in step
         if progress is not None:
-            progress.advance(task, len(xb))
+            progress.update(task, completed=min(len(x), done))
+    if size > 1:
+        import torch.distributed as dist
+
+        gathered: list = [None] * size
+        dist.all_gather_object(gathered, parts)
+        parts = {lo: part for g in gathered for lo, part in g.items()}
+    out = None
+    for lo in sorted(parts):
+        out = parts[lo] if out is None else out.cat(parts[lo])
     return out
 
 
@@ -244,11 +284,14 @@ class CheckpointEvaluation:
         return (f"{self.out.stem}.examples/{t.sha256[:12]}-{name}-{_params_hash(params)}"
                 f"-f{fraction:g}-n{c.n}-s{c.seed}.pt")
 
-    def _outputs(self, attack: Attack, label: str) -> AttackOutput:
+    def _outputs(self, attack: Attack, label: str) -> tuple[AttackOutput, float]:
+        """The attack's output on all examples and its wall time (minimum-norm runs serve every fraction)."""
         if attack.run_key not in self.cache:
             task = self.progress.add_task(label, total=len(self.x), info="")
-            self.cache[attack.run_key] = run_attack(self.t.model, attack, self.x, self.clean_pred, self.cfg.batch_size,
-                                                    self.device, self.cfg.seed, self.progress, task)
+            start = time.perf_counter()
+            out = run_attack(self.t.model, attack, self.x, self.clean_pred, self.cfg.batch_size, self.device,
+                             self.cfg.seed, self.progress, task)
+            self.cache[attack.run_key] = (out, time.perf_counter() - start)
         return self.cache[attack.run_key]
 
     def run(self, spec: str, fraction: float) -> Run:
@@ -263,9 +306,7 @@ class CheckpointEvaluation:
                 return Run(row, ex, atk.name, atk.threat, fraction)
             except (SrtbenchError, StopIteration):
                 pass  # a row without its side file is recomputed
-        start = time.perf_counter()
-        full = self._outputs(atk, f"{self.t.label} · {spec} × {fraction:g}")
-        wall = time.perf_counter() - start
+        full, wall = self._outputs(atk, f"{self.t.label} · {spec} × {fraction:g}")
         out = atk.at_budget(full, self.x)
         adv_pred = predict(self.t.model, out.x_adv, self.cfg.batch_size, self.device)
         again = predict(self.t.model, out.x_adv, max(1, self.cfg.batch_size // 2 + 1), self.device)
@@ -275,9 +316,10 @@ class CheckpointEvaluation:
                  "lemma1": checks.lemma1(ex.clean_pred, ex.adv_pred, ex.label)}
         if self.cfg.sanity:
             flags["zero_budget"] = self._zero_budget(spec, atk)
-        results.write_per_example(self.out.parent / side, ex.as_dict())
         row = {**key_row, **self._outcome(ex, atk), "flags": flags, "per_example": side, "wall_time_s": round(wall, 3)}
-        results.append(self.out, [row], replace=self.cfg.force)
+        if world()[0] == 0:  # rank 0 writes, the others hold the same outcomes
+            results.write_per_example(self.out.parent / side, ex.as_dict())
+            results.append(self.out, [row], replace=self.cfg.force)
         return Run(row, ex, atk.name, atk.threat, fraction)
 
     def existing_rows(self) -> list[dict]:
@@ -291,7 +333,7 @@ class CheckpointEvaluation:
             return self.zero_flags[atk.run_key]
         zero = build(spec, self.t.dataset, 0.0)
         if zero.minimum_norm:  # the unbounded run is cached; only the threshold changes
-            x, label, out = self.x, self.y, zero.at_budget(self._outputs(zero, ""), self.x)
+            x, label, out = self.x, self.y, zero.at_budget(self._outputs(zero, "")[0], self.x)
             clean = self.clean_pred
         else:
             x, label, clean = self.x[:SUBSET], self.y[:SUBSET], self.clean_pred[:SUBSET]
@@ -384,7 +426,7 @@ def _square(ev: CheckpointEvaluation, best: Run, x, clean) -> torch.Tensor:
     eps = float(best.row["budget"]["epsilon"])
     model = ev.t.model.to(ev.device)
     with eval_mode(model):
-        square = ta.Square(model, norm="Linf", eps=eps, n_queries=1000, n_restarts=1, seed=ev.cfg.seed)
+        square = ta.Square(model, norm="Linf", eps=eps, n_queries=SQUARE_QUERIES, n_restarts=1, seed=ev.cfg.seed)
         x_adv = square(x.to(ev.device), clean.to(ev.device)).detach() if eps > 0 else x
     return predict(model, x_adv, ev.cfg.batch_size, ev.device)
 
@@ -409,7 +451,10 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
         for spec in specs:
             for fraction in cfg.fractions:
                 build(spec, target.dataset, fraction)
+    init_distributed(cfg.device)
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and world()[1] > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
     summaries = []
     for target in targets:
         test = data.load(target.dataset, False, cfg.data_dir)
@@ -417,13 +462,16 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
         x, y = test.batch(torch.arange(cfg.n))
         target.model.to(device).eval()
         existing = set() if cfg.force else results.existing_keys(cfg.out)
-        with progress_bar() as progress:
+        with progress_bar(disable=world()[0] != 0) as progress:
             ev = CheckpointEvaluation(target, cfg, x, y, device, existing, progress)
             for spec in specs:
                 for fraction in cfg.fractions:
                     ev.runs.append(ev.run(spec, fraction))
             cross_flags(ev)
-        results.append(cfg.out, [r.row for r in ev.runs], replace=True)
+        if world()[0] == 0:
+            results.append(cfg.out, [r.row for r in ev.runs], replace=True)
+        if world()[1] > 1:
+            torch.distributed.barrier()  # every rank sees the finished file before the next checkpoint
         summaries.append(Summary(target, ev.clean_acc, ev.runs, _worst(ev.runs)))
     return summaries
 

@@ -19,13 +19,17 @@ def evaluate_cmd(checkpoints, **options):
     srtbench evaluate runs/srt.pt --attacks pgd,gridadv --n 1000 --out results/srt.csv
     srtbench evaluate runs/*.pt --attacks 'pgd[steps=100],fgsm' --fractions 0.2,0.4,0.6,0.8,1.0
     srtbench evaluate weights.pt --model mypkg.nets:build --dataset cifar10 --attacks autoattack
+    torchrun --nproc-per-node 2 -m srtbench -- evaluate runs/srt.pt --n 1000   (examples sharded over ranks;
+      the `--` stops torchrun from reading --n as its own --nnodes)
     """
-    from srtbench.evaluate import evaluate
+    from srtbench.evaluate import evaluate, world
 
     cfg = from_options(EvalConfig, options)
-    for summary in evaluate(list(checkpoints), cfg):
-        click.echo(report(summary))
-    click.echo(f"rows in {cfg.out}")
+    summaries = evaluate(list(checkpoints), cfg)
+    if world()[0] == 0:  # under torchrun, rank 0 speaks for all
+        for summary in summaries:
+            click.echo(report(summary))
+        click.echo(f"rows in {cfg.out}")
 
 
 def report(summary) -> str:
