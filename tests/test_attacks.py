@@ -34,6 +34,9 @@ QUICK = {
 }
 
 
+SLOW = {"pointwise": 4, "jsma": 8, "cw": 8, "autoattack": 8}
+
+
 @pytest.fixture(scope="module")
 def batch(trained_cnn, test_batch):
     x, y = test_batch[0][:16], test_batch[1][:16]
@@ -49,6 +52,8 @@ def test_quick_settings_cover_every_registered_attack():
 @pytest.mark.parametrize("name", list(QUICK))
 def test_attack_lowers_accuracy_and_respects_its_budget(name, trained_cnn, batch):
     x, y, pred = batch
+    if name in SLOW:  # query-by-query attacks: a few images show the property as well
+        x, y, pred = x[:SLOW[name]], y[:SLOW[name]], pred[:SLOW[name]]
     atk = build(QUICK[name], DATASET)
     out = atk.at_budget(atk(trained_cnn, x, pred, torch.Generator().manual_seed(0)), x)
     with torch.no_grad():
@@ -116,7 +121,7 @@ def test_gridadv_finds_every_misclassification_of_a_brute_force_loop(trained_cnn
 def test_jsma_is_torchattacks_jsma_batched(trained_cnn, test_batch):
     import torchattacks
 
-    x, y = test_batch[0][:3], test_batch[1][:3]
+    x, y = test_batch[0][:2], test_batch[1][:2]
     reference = torchattacks.JSMA(trained_cnn, theta=1.0, gamma=0.05)(x, y)
     ours = build("jsma[gamma=0.05]", DATASET)(trained_cnn, x, y).x_adv
     assert torch.allclose(ours, reference, atol=1e-6)
