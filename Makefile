@@ -26,9 +26,10 @@ test: setup
 
 demo: setup
 	$(BIN)/srtbench data info fashion-mnist
+	$(BIN)/srtbench reproduce quick
 
 bench: setup
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/attacks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
