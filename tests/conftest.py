@@ -67,6 +67,22 @@ def trained_cnn(fmnist_train, pytestconfig):
     return model.eval()
 
 
+@pytest.fixture(autouse=True)
+def _restore_trained_cnn(request):
+    """The session's trained model is shared: whatever a test (or a library it calls) does to its weights,
+    mode or requires_grad flags is undone afterwards, so tests stay independent of their order."""
+    if "trained_cnn" not in request.fixturenames:
+        yield
+        return
+    model = request.getfixturevalue("trained_cnn")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    yield
+    model.load_state_dict(state)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+
 @pytest.fixture
 def tiny_cnn():
     """A fixed, untrained SmallCNN: enough for properties that do not need accuracy."""

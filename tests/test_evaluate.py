@@ -40,6 +40,8 @@ def evaluate_cli(ckpt, out, *extra):
 def test_rows_follow_the_schema_with_per_example_side_files(ckpt, tmp_path, fmnist_test, monkeypatch):
     out = tmp_path / "r.csv"
     monkeypatch.setattr(evaluate, "SQUARE_QUERIES", 100)  # the flag's machinery, not Square's strength
+    # the row records the process's command line; make it the one a user would have typed
+    monkeypatch.setattr("sys.argv", ["/usr/bin/srtbench", "evaluate", str(ckpt), "--attacks", FAST])
     res = evaluate_cli(ckpt, out)
     assert res.exit_code == 0, res.output
     df = pd.read_csv(out)
@@ -49,7 +51,8 @@ def test_rows_follow_the_schema_with_per_example_side_files(ckpt, tmp_path, fmni
     assert row.dataset == "fashion-mnist" and row.n == 48 and row.robust_ci_low <= row.robust_acc <= row.robust_ci_high
     assert json.loads(row.attack_params)["epsilon"] == 0.1 and json.loads(row.budget) == {"epsilon": 0.1}
     assert json.loads(df[(df.attack == "fgsm") & (df.fraction == 0.5)].iloc[0].budget) == {"epsilon": 0.05}
-    assert row.checkpoint_sha256 == evaluate.sha256(ckpt) and "evaluate" in row.command
+    assert row.checkpoint_sha256 == evaluate.sha256(ckpt)
+    assert row.command == f"srtbench evaluate {ckpt} --attacks {FAST}"
     ex = results.read_per_example(out.parent / row.per_example)
     assert torch.equal(ex["index"], torch.arange(48)) and torch.equal(ex["label"], fmnist_test.labels[:48])
     assert row.robust_acc == pytest.approx(100 * ex["adv_correct"].float().mean().item(), abs=1e-3)
