@@ -134,7 +134,7 @@ def test_figure9_sweeps_lr_max_and_training_length():
 def test_quick_is_the_cpu_demo_at_any_scale():
     steps = recipes.plan("quick", "paper")
     assert [s.argv[2] for s in steps if s.argv[1] == "train"] == ["standard", "at", "srt"]
-    assert all(option(s.argv, "--preset") == "fmnist-pixel-cpu" and option(s.argv, "--iterations") == "200"
+    assert all(option(s.argv, "--preset") == "fmnist-pixel-cpu" and option(s.argv, "--iterations") == "400"
                for s in steps if s.argv[1] == "train")
     assert {option(s.argv, "--n") for s in steps if s.argv[1] == "evaluate"} == {"500"}
     assert steps[-1].argv[1] == "table"
