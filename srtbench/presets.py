@@ -24,11 +24,18 @@ class Preset:
     params: dict[str, Any] = field(default_factory=dict)
     defenses: tuple[str, ...] = ()  # the rows of the table it reproduces
 
-    def overrides(self) -> dict[str, dict[str, Any]]:
-        return {"threat": self.threat, "data": self.data, "train": self.train, "params": self.params}
+    def overrides(self, defense: str | None = None) -> dict[str, dict[str, Any]]:
+        """The overrides for one defense: λ and its warm-up are the paper's settings for its own methods
+        (RT, SRT, fast SRT); baselines such as KLR keep their own papers' values (Appendix D, E)."""
+        params = self.params
+        if defense is not None and defense not in SRT_FAMILY:
+            params = {k: v for k, v in params.items() if k not in SRT_ONLY_PARAMS}
+        return {"threat": self.threat, "data": self.data, "train": self.train, "params": params}
 
 
 PRESETS: Registry[Preset] = Registry("preset")
+SRT_FAMILY = ("rt", "srt", "fast-srt")
+SRT_ONLY_PARAMS = ("lam", "lambda_warmup")
 
 
 def preset(p: Preset) -> Preset:

@@ -254,3 +254,12 @@ def test_spatial_worst_of_k_beats_standard_under_gridadv(tmp_path, fmnist_sets, 
     print("spatial (clean %, GridAdv %)", accs)
     assert accs["standard"][0] > 55 and accs["worst-of-k"][0] > 50
     assert accs["worst-of-k"][1] > accs["standard"][1] + 15
+
+
+def test_preset_lambda_is_srt_s_not_the_baselines():
+    from srtbench.presets import PRESETS
+
+    spatial = PRESETS.get("fmnist-spatial-cpu")
+    assert spatial.overrides("srt")["params"].get("lam") == spatial.params["lam"]
+    # KLR keeps its own paper's λ (Yang et al.), not the 0.2 the paper chose for spatial SRT
+    assert "lam" not in spatial.overrides("klr")["params"]

@@ -50,7 +50,7 @@ def _defense_command(name: str) -> click.Command:
     def command(ctx, preset, out, resume, label, **options):
         from srtbench.trainer import train
 
-        overrides = PRESETS.get(preset).overrides() if preset else {}
+        overrides = PRESETS.get(preset).overrides(name) if preset else {}
         run = Run(
             defense=name,
             out=out,
