@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srtbench.config import require
+from srtbench.errors import SrtbenchError
 from srtbench.neighborhoods import Compound, Neighborhood, Params, Spatial, assign, detach, index
 from srtbench.registry import Registry
 
@@ -117,6 +118,11 @@ class PGD:
                     best_loss[sel] = values.detach()[improved]
                 if k == self.steps or (keep is not None and not keep.any()):
                     break  # the extra pass only scored the last iterate, or every example is broken
+                if not values.requires_grad:
+                    raise SrtbenchError(
+                        "the model's output has no gradient with respect to its input, so gradient attacks "
+                        "cannot run on it (a sign of gradient masking); use randadv, gridadv or autoattack's Square"
+                    )
                 grad = torch.autograd.grad(values.sum(), _leaves(th))
                 grad, th = (tuple(grad) if isinstance(th, tuple) else grad[0]), detach(th)
                 if keep is not None:

@@ -149,3 +149,16 @@ def test_sequential_compound_breaks_at_least_what_each_stage_breaks(trained_cnn,
     by_pgd = accuracy(trained_cnn, pixel.apply(x, pgd(trained_cnn, pixel, x, y, cross_entropy, misclassified))) != y
     assert (broken | ~by_pgd).all()
     assert broken.float().mean() > by_pgd.float().mean()
+
+
+def test_model_without_input_gradient_is_a_one_line_error(batch):
+    from srtbench.errors import SrtbenchError
+
+    class Rounded(torch.nn.Module):  # output detached from the input: no gradient path
+        def forward(self, x):
+            return torch.nn.functional.one_hot(x.flatten(1)[:, 0].round().long(), 10).float()
+
+    x, y = batch
+    with pytest.raises(SrtbenchError, match="no gradient") as err:
+        PGD(steps=2, step_size=0.01)(Rounded(), PixelBall(0.1), x, y, cross_entropy)
+    assert "\n" not in str(err.value)
