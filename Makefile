@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data test lint demo bench clean
+.PHONY: setup data test lint demo bench models clean
 
 setup: $(VENV)/.installed data
 
@@ -30,6 +30,16 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/attacks.py
+
+# The reference checkpoints (issue 7): copies of the reproduction's runs (`srtbench reproduce table4 table3
+# figure7 --scale cpu`), each evaluated on the first 500 test images with PGD-40 at ε 0.1; tests/test_reproduction.py
+# re-evaluates them against models/reference.csv.
+REFERENCE := standard:fmnist-pixel-cpu/standard at:fmnist-pixel-cpu/at srt-pixel:fmnist-pixel-cpu/srt-lam1 \
+             srt-spatial:fmnist-spatial-cpu/srt-lam0.2 srt-plus:fmnist-compound-cpu/srt-compound
+models: setup
+	for pair in $(REFERENCE); do cp runs/$${pair#*:}.pt models/fmnist-$${pair%%:*}.pt; done
+	$(BIN)/srtbench evaluate $(foreach pair,$(REFERENCE),models/fmnist-$(firstword $(subst :, ,$(pair))).pt) \
+	  --attacks 'pgd[epsilon=0.1,step_size=0.005]' --n 500 --force --out models/reference.csv
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -4,10 +4,13 @@ that produce it, ending with the `srtbench table` or `srtbench plot` that shows 
 A recipe is a function of the scale returning `Step`s.  `--scale paper` uses the paper's presets
 (MNIST, CIFAR-10, the paper's models and schedules, full test sets).  `--scale cpu` runs the same
 experiment on Fashion-MNIST with SmallCNN through the `fmnist-{pixel,spatial,compound}-cpu` presets
-(2,000 labeled + 8,000 unlabeled images, PGD-5 / worst-of-10, short schedules), every run 400 SGD
-steps, evaluated on the first 1,000 test images (200 for the slow minimum-norm attacks); CIFAR-10 and
-MNIST settings both map to the one Fashion-MNIST preset of their threat, so a two-dataset table has
-one Fashion-MNIST group.  A step whose output exists (evaluate: holds every row it would write) is
+(the paper's 10,000 labeled + 50,000 unlabeled images, PGD-5 / worst-of-10, short schedules), every
+run 400 SGD steps, attacked at the presets' budget (ℓ∞ 0.1) on the first 1,000 test images (250 for
+the slow minimum-norm attacks and AutoAttack).  Results go to one CSV per checkpoint in the scale's
+folder (results/fmnist/: a checkpoint is attacked once for every experiment that shows it), each
+experiment's table and figures to FOLDER/EXPERIMENT/.  CIFAR-10 and MNIST settings both map to the
+one Fashion-MNIST preset of their threat, so a two-dataset table has one Fashion-MNIST group.  A step
+whose output exists (evaluate: holds every row it would write, for the checkpoint as it is now) is
 skipped, so an interrupted recipe resumes where it stopped; tables and plots are always redrawn.
 """
 
@@ -17,14 +20,15 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from srtbench.errors import SrtbenchError
 from srtbench.registry import Registry
 
 SCALES = ("cpu", "paper")
-SLOW_ATTACKS = ("jsma", "cw", "pointwise", "ddn")  # minimum-norm searches: minutes per hundred images on a CPU
+# minimum-norm searches and AutoAttack's cascade: minutes per hundred images on a CPU
+SLOW_ATTACKS = ("jsma", "cw", "pointwise", "ddn", "autoattack")
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # Figures 1 and 7
 
 
@@ -56,7 +60,14 @@ class Step:
         except SrtbenchError:
             return False
         have = {(str(c), str(a), float(f)) for c, a, f in zip(df["checkpoint"], df["attack"], df["fraction"])}
-        return all(r in have for r in self.rows)
+        if not all(r in have for r in self.rows):
+            return False
+        # rows of an earlier file of the same name (a retrained model) are stale: evaluate the new one
+        from srtbench.evaluate import sha256
+
+        current = {c: sha256(c) for c in {r[0] for r in self.rows} if Path(c).exists()}
+        return all(str(s) == current[str(c)] for c, s in zip(df["checkpoint"], df["checkpoint_sha256"])
+                   if str(c) in current)
 
 
 @dataclass(frozen=True)
@@ -69,10 +80,25 @@ class Scale:
     n_slow: int
     iterations: int | None = None  # every run's length in SGD steps, unless a recipe sets one (None: the preset's)
     train_extra: tuple[str, ...] = ()  # options added to every training run
+    results: str = "results/paper-scale"  # one CSV per checkpoint, shared by every experiment; EXPERIMENT/ holds
+    # each experiment's table and figures
+    attack_settings: dict[str, str] = field(default_factory=dict)  # settings given to an attack named bare
+
+    def attack(self, spec: str) -> str:
+        """`pgd` -> `pgd[epsilon=0.1,...]` where this scale sets the budget; a spec with settings is kept."""
+        return spec if "[" in spec or spec not in self.attack_settings else f"{spec}[{self.attack_settings[spec]}]"
 
     def preset(self, setting: str) -> str:
         return self.presets[setting]
 
+
+# the Fashion-MNIST presets train at the ℓ∞ budget of Table 6 (ε 0.1), so the cpu scale attacks there: Appendix C's
+# FGSM and PGD-40 (step 0.005) for Table 6, the same budget for MI-FGSM, AutoAttack and the compound attacks; the
+# minimum-norm attacks keep the battery's MNIST settings (Table 4: ℓ2 2.0 for C&W and DDN, unbounded point-wise)
+CPU_EPSILON = "epsilon=0.1"
+CPU_ATTACKS = {"fgsm": CPU_EPSILON, "pgd": f"{CPU_EPSILON},step_size=0.005", "mifgsm": f"{CPU_EPSILON},step_size=0.005",
+               "autoattack": CPU_EPSILON, "pgd+": f"{CPU_EPSILON},step_size=0.005",
+               "gridadv+": f"{CPU_EPSILON},step_size=0.005"}
 
 SCALE_PRESETS = {
     "paper": Scale("paper", {
@@ -87,20 +113,21 @@ SCALE_PRESETS = {
                                               "cifar10-fast-spatial")},
         **{s: "fmnist-pixel-cpu" for s in ("cifar10-pixel-table2", "cifar10-pixel", "mnist-pixel",
                                             "mnist-pixel-table6", "cifar10-fast-pixel")},
-    }, n=1_000, n_slow=200, iterations=400, train_extra=("--check-every", "5")),
+    }, n=1_000, n_slow=250, iterations=400, train_extra=("--check-every", "5"), results="results/fmnist",
+        attack_settings=CPU_ATTACKS),
 }
-# why 400 steps at the CPU scale: the presets' 4 epochs are 4 passes over D_L alone for supervised runs
-# (2,000 / 128 = 16 steps each, too few for SmallCNN to leave chance level) but over D_L ∪ D_U for SRT;
-# the same step count for every defense keeps the comparison fair and the runs short; the held-out
-# check (500 images, PGD-10) costs more than an epoch of 16 steps, hence every 5 epochs
+# why 400 steps at the CPU scale: epochs are passes over D_L alone for supervised runs (10,000 / 128 = 79
+# steps) but over D_L ∪ D_U for SRT (469 steps); the same step count for every defense keeps the comparison
+# fair and the runs within the 2-hour-per-table budget of 2 cores; the held-out check every 5 epochs
 # the compound experiments (Figures 1, 7): the paper gives no separate schedule, so its pixel-wise one is used
 COMPOUND = {"paper": {"cifar10-pixel": "cifar10-pixel-table4", "mnist-pixel": "mnist-pixel-table4"},
             "cpu": {"cifar10-pixel": "fmnist-compound-cpu", "mnist-pixel": "fmnist-compound-cpu"}}
-# the unlabeled-data sweep of Figure 2 (|D_U|), beside |D_L| of the scale's presets (10,000; the CPU presets 2,000)
+# the unlabeled-data sweep of Figure 2 (|D_U|), beside |D_L| of the scale's presets (10,000 at both scales)
 UNLABELED_SWEEP = {"paper": {"cifar10": (0, 10_000, 20_000, 30_000, 40_000),
                              "mnist": (0, 10_000, 20_000, 30_000, 40_000, 50_000)},
-                   "cpu": {"fashion-mnist": (0, 2_000, 8_000, 16_000)}}
-N_LABELED = {"paper": 10_000, "cpu": 2_000}
+                   "cpu": {"fashion-mnist": (0, 10_000, 20_000, 50_000)}}
+N_LABELED = {"paper": 10_000, "cpu": 10_000}
+N_UNLABELED = {"paper": None, "cpu": 50_000}  # the presets' own |D_U|: that sweep point is the tables' run
 
 
 class Plan:
@@ -112,11 +139,13 @@ class Plan:
         self.scale = SCALE_PRESETS[scale]
         self.experiment = experiment
         self.steps: list[Step] = []
+        self.csvs: list[str] = []  # the evaluation CSVs this experiment's table or figure reads
+        self.evaluations = self.scale.results  # where they go (shared: a checkpoint is attacked once for all)
 
     @property
     def results_dir(self) -> str:
         # never under results/paper/, which holds the paper's published numbers
-        return f"results/{self.experiment}-{self.scale.name}"
+        return f"{self.scale.results}/{self.experiment}"
 
     def _add(self, step: Step) -> Step:
         if step not in self.steps:
@@ -145,7 +174,10 @@ class Plan:
                  n: int | None = None) -> None:
         """One CSV per checkpoint; fast and slow attacks are separate calls (the slow on fewer images)."""
         stem = "--".join(Path(checkpoint).parts[-2:]).removesuffix(".pt")
-        out = f"{self.results_dir}/{stem}.csv"
+        out = f"{self.evaluations}/{stem}.csv"
+        if out not in self.csvs:
+            self.csvs.append(out)
+        attacks = [self.scale.attack(a) for a in attacks]
         fast = [a for a in attacks if a.split("[")[0] not in SLOW_ATTACKS]
         slow = [a for a in attacks if a.split("[")[0] in SLOW_ATTACKS]
         for chosen, count in ((fast, n or self.scale.n), (slow, n or self.scale.n_slow)):
@@ -156,15 +188,19 @@ class Plan:
                 self._add(Step(argv, out, tuple((checkpoint, a, float(f)) for a in names for f in fractions)))
 
     def table(self, layout: str) -> None:
-        argv = ["srtbench", "table", self.results_dir, "--layout", layout,
+        argv = ["srtbench", "table", *self.csvs, "--layout", layout,
                 "--out", f"{self.results_dir}/{self.experiment}.md"]
         if self.scale.name == "paper" and layout != "auto":
             argv += ["--compare", "paper"]
         self._add(Step(tuple(argv)))
 
+    def surface(self, checkpoints: Sequence[str], threat: str, index: int) -> None:
+        self._add(Step(("srtbench", "plot", "surface", *checkpoints, "--threat", threat, "--index", str(index),
+                        "--out", f"{self.results_dir}/surface-{threat}-{index}")))
+
     def plot(self, kind: str, *args: str) -> None:
-        self._add(Step(("srtbench", "plot", kind, self.results_dir, *args,
-                        "--out", f"figures/{self.experiment}-{self.scale.name}")))
+        self._add(Step(("srtbench", "plot", kind, *self.csvs, *args,
+                        "--out", f"{self.results_dir}/{self.experiment}")))
 
 
 RECIPES: Registry[Callable[[Plan], None]] = Registry("experiment")
@@ -200,6 +236,7 @@ def _table2(plan: Plan) -> None:
 
 SPATIAL_ATTACKS = ("randadv", "gridadv", "randadv.t", "gridadv.t", "randadv.r", "gridadv.r")
 PIXEL_ATTACKS = ("fgsm", "pgd", "mifgsm", "jsma", "cw", "pointwise", "ddn")
+TODAY = ("autoattack",)  # today's standard evaluation (Croce & Hein 2020), beside the paper's battery
 
 
 @recipe("table3", "Table 3: spatial defenses (Standard, AT, Worst-of-k, KLR, SRT) under spatial attacks")
@@ -221,7 +258,7 @@ def _table4(plan: Plan) -> None:
         for ckpt in (standard, plan.train("at", p), plan.train("trades", p), plan.train("uat", p),
                      # RST pseudo-labels D_U with a standard model trained on the same D_L (Carmon et al.)
                      plan.train("rst", p, extra=("--teacher", standard)), plan.train("srt", p, 1.0)):
-            plan.evaluate(ckpt, PIXEL_ATTACKS)
+            plan.evaluate(ckpt, PIXEL_ATTACKS + TODAY)
     plan.table("table4")
 
 
@@ -238,12 +275,24 @@ def _table6(plan: Plan) -> None:
 # ---------------------------------------------------------------- Tables 8, 9: fast SRT, with time
 
 
+# fast SRT at the cpu scale keeps the paper's share of SRT's length (Table 8: 45,000 of 80,000 iterations; Table 9:
+# 50 of 120 epochs) and peaks at LR-max 0.1, twice the presets' η (the paper's 0.2 is twice its 0.1)
+FAST_SHARE = {"cifar10-fast-spatial": 45 / 80, "cifar10-fast-pixel": 50 / 120}
+
+
+def _fast_srt(plan: Plan, setting: str, lam: float) -> str:
+    extra: tuple[str, ...] = ()
+    if plan.scale.iterations:
+        extra = ("--lr-max", "0.1", "--iterations", str(round(plan.scale.iterations * FAST_SHARE[setting])))
+    return plan.train("fast-srt", plan.scale.preset(setting), lam, extra=extra)
+
+
 @recipe("table8", "Table 8: fast SRT vs Worst-of-k, KLR, SRT under spatial attacks, with training time")
 def _table8(plan: Plan) -> None:
     s = plan.scale.preset("cifar10-spatial")
     attacks = ("gridadv", "gridadv.t", "gridadv.r")
     for ckpt in (plan.train("worst-of-k", s), plan.train("klr", s), plan.train("srt", s, 0.2),
-                 plan.train("fast-srt", plan.scale.preset("cifar10-fast-spatial"), 0.2)):
+                 _fast_srt(plan, "cifar10-fast-spatial", 0.2)):
         plan.evaluate(ckpt, attacks)
     plan.table("table8")
 
@@ -253,7 +302,7 @@ def _table9(plan: Plan) -> None:
     p = plan.scale.preset("cifar10-pixel")
     attacks = ("fgsm", "pgd", "mifgsm", "jsma", "cw", "ddn")
     for ckpt in (plan.train("at", p), plan.train("trades", p), plan.train("srt", p, 1.0),
-                 plan.train("fast-srt", plan.scale.preset("cifar10-fast-pixel"), 1.0)):
+                 _fast_srt(plan, "cifar10-fast-pixel", 1.0)):
         plan.evaluate(ckpt, attacks)
     plan.table("table9")
 
@@ -285,6 +334,7 @@ def _figure2(plan: Plan) -> None:
         for scenario, defense, lam, attack in (("pixel", "at", 1.0, "pgd"), ("spatial", "worst-of-k", 0.2, "gridadv")):
             preset = plan.scale.preset(f"{prefix}-{scenario}")
             for n in sweep:
+                n = None if n == N_UNLABELED[plan.scale.name] else n  # shared with the tables' run
                 plan.evaluate(plan.train("srt", preset, lam, n_unlabeled=n), (attack,))
             # the supervised reference has labels for every image the largest SRT run sees (Section 4.5:
             # all 60,000 MNIST / 50,000 CIFAR-10 training images at the paper's scale)
@@ -345,9 +395,23 @@ def _quick(plan: Plan) -> None:
     # attacked at the budget the models were trained for (ε 0.1: Appendix C's FGSM and PGD-40, step 0.005),
     # not the battery's Table 4 default of ε 0.3
     attacks = ("fgsm[epsilon=0.1]", "pgd[epsilon=0.1,step_size=0.005]")
-    for defense, lam in (("standard", None), ("at", None), ("srt", 1.0)):
-        plan.evaluate(plan.train(defense, preset, lam, extra=short, tag="-quick"), attacks, n=QUICK_N)
+    plan.evaluations = plan.results_dir  # 500 images, not the tables' 1,000: kept apart from the shared CSVs
+    for defense, lam in (("standard", None), ("at", None), ("srt", 1.0)):  # the runs of Table 4 at this scale
+        plan.evaluate(plan.train(defense, preset, lam, extra=short), attacks, n=QUICK_N)
     plan.table("auto")
+
+
+# ---------------------------------------------------------------- Figure 3: decision surfaces
+
+
+@recipe("figure3", "Figure 3: decision surfaces of standard training and SRT around test images")
+def _figure3(plan: Plan) -> None:
+    preset = plan.scale.preset("mnist-pixel")
+    models = (plan.train("standard", preset), plan.train("srt", preset, 1.0))
+    for index in (0, 1):
+        plan.surface(models, "pixel", index)
+    spatial = plan.scale.preset("mnist-spatial")
+    plan.surface((plan.train("standard", spatial), plan.train("srt", spatial, 0.2)), "spatial", 0)
 
 
 # ---------------------------------------------------------------- planning and running

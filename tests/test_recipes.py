@@ -1,4 +1,5 @@
 import shlex
+from pathlib import Path
 
 import click
 import pytest
@@ -26,7 +27,7 @@ def option(argv, flag):
 
 
 def test_every_paper_experiment_has_a_recipe():
-    wanted = {f"table{i}" for i in (1, 2, 3, 4, 5, 6, 8, 9)} | {"figure1", "figure2", "figure7", "figure9", "quick"}
+    wanted = {f"table{i}" for i in (1, 2, 3, 4, 5, 6, 8, 9)} | {f"figure{i}" for i in (1, 2, 3, 7, 9)} | {"quick"}
     assert set(recipes.RECIPES.names()) == wanted
 
 
@@ -36,6 +37,9 @@ def test_recipe_trains_before_it_evaluates_and_ends_with_its_table_or_plot(name,
     trained = set()
     for step in steps[:-1]:
         verb = step.argv[1]
+        if verb == "plot":  # a figure of checkpoints (decision surfaces) is drawn once they are trained
+            assert name.startswith("figure") and all(p in trained for p in step.argv[3:] if p.endswith(".pt"))
+            continue
         assert verb in ("train", "evaluate")
         if verb == "train":
             assert step.argv[2] in DEFENSES and option(step.argv, "--preset") in PRESETS
@@ -47,7 +51,13 @@ def test_recipe_trains_before_it_evaluates_and_ends_with_its_table_or_plot(name,
             assert not step.output.startswith("results/paper/")  # the paper's published numbers live there
     last = steps[-1].argv
     if name.startswith("table"):
-        assert last[1:3] == ("table", f"results/{name}-{'cpu' if name == 'quick' else scale}")
+        folder = "results/fmnist" if scale == "cpu" or name == "quick" else "results/paper-scale"
+        if name == "quick":
+            folder += "/quick"
+        evaluated = [s.output for s in steps if s.argv[1] == "evaluate"]
+        assert last[1] == "table" and list(last[2:last.index("--layout")]) == list(dict.fromkeys(evaluated))
+        assert all(Path(csv).parent == Path(folder) for csv in evaluated)
+        assert option(last, "--out") == f"{folder}/{name}/{name}.md" or name == "quick"
         assert option(last, "--layout") == name and tables.LAYOUTS.get(name)
         assert ("--compare" in last) == (scale == "paper")
     else:
@@ -75,7 +85,9 @@ def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
 def test_table4_attacks_slow_minimum_norm_attacks_on_fewer_images():
     evals = [s.argv for s in recipes.plan("table4", "cpu") if s.argv[1] == "evaluate"]
     by_attacks = {option(a, "--attacks"): option(a, "--n") for a in evals}
-    assert by_attacks == {"fgsm,pgd,mifgsm": "1000", "jsma,cw,pointwise,ddn": "200"}
+    # the cpu scale attacks at its presets' training budget, ε 0.1 (Table 6 / Appendix C), not Table 4's 0.3
+    assert by_attacks == {"fgsm[epsilon=0.1],pgd[epsilon=0.1,step_size=0.005],mifgsm[epsilon=0.1,step_size=0.005]":
+                          "1000", "jsma,cw,pointwise,ddn,autoattack[epsilon=0.1]": "250"}
     paper = [s.argv for s in recipes.plan("table4", "paper") if s.argv[1] == "train"]
     assert {option(a, "--preset") for a in paper} == {"cifar10-pixel-table4", "mnist-pixel-table4"}
     assert [option(a, "--lambda") for a in paper if a[2] == "srt"] == ["1", "1"]
@@ -93,11 +105,13 @@ def test_lambda_tables_train_rt_and_srt_at_each_lambda(name, lams):
 
 def test_figure2_sweeps_the_unlabeled_count_with_all_labeled_references():
     trains = [s.argv for s in recipes.plan("figure2", "cpu") if s.argv[1] == "train"]
-    srt = [int(option(a, "--n-unlabeled")) for a in trains if a[2] == "srt"]
-    assert srt == [0, 2000, 8000, 16000] * 2  # pixel-wise, then spatial
+    # the presets' own 50,000 is the tables' run (no --n-unlabeled): one run serves both
+    srt = [int(option(a, "--n-unlabeled") or 50_000) for a in trains if a[2] == "srt"]
+    assert srt == [0, 10_000, 20_000, 50_000] * 2  # pixel-wise, then spatial
+    assert "runs/fmnist-pixel-cpu/srt-lam1.pt" in [option(a, "--out") for a in trains]
     refs = [a for a in trains if a[2] != "srt"]
-    # the references have labels for all 2,000 + 16,000 images the largest SRT run sees
-    assert [a[2] for a in refs] == ["at", "worst-of-k"] and all(option(a, "--n-labeled") == "18000" for a in refs)
+    # the references have labels for all 10,000 + 50,000 images the largest SRT run sees
+    assert [a[2] for a in refs] == ["at", "worst-of-k"] and all(option(a, "--n-labeled") == "60000" for a in refs)
     paper = [s.argv for s in recipes.plan("figure2", "paper") if s.argv[1] == "train" and s.argv[2] != "srt"]
     assert [option(a, "--n-labeled") for a in paper] == ["50000", "50000", "60000", "60000"]
     assert recipes.plan("figure2", "cpu")[-1].argv[1:3] == ("plot", "unlabeled")
@@ -151,7 +165,10 @@ def fake_invoke(calls):
             Path(step.output).parent.mkdir(parents=True, exist_ok=True)
             Path(step.output).write_bytes(b"checkpoint")
         elif step.argv[1] == "evaluate":
-            results.append(step.output, [{"checkpoint": c, "attack": a, "fraction": f, "label": "x",
+            from srtbench.evaluate import sha256
+
+            results.append(step.output, [{"checkpoint": c, "checkpoint_sha256": sha256(c), "attack": a, "fraction": f,
+                                          "label": "x",
                                           "dataset": "fashion-mnist", "clean_acc": 1.0, "robust_acc": 1.0}
                                          for c, a, f in step.rows])
         return 0
@@ -176,6 +193,16 @@ def test_reproduce_resumes_by_skipping_finished_steps(tmp_path, monkeypatch):
     assert out.exit_code == 0 and len(lines) == len(steps)
     assert sum(not ln.startswith("# done: ") for ln in lines) == 2  # the partial evaluate and the table
     assert f"{partial.command}" in lines
+
+
+def test_an_evaluation_of_a_since_retrained_checkpoint_is_not_finished(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    steps = recipes.plan("quick")
+    recipes.run(steps, echo=lambda s: None, invoke=fake_invoke([]))
+    evaluation = next(s for s in steps if s.argv[1] == "evaluate")
+    assert evaluation.done()
+    (tmp_path / evaluation.argv[2]).write_bytes(b"retrained")  # same name, new weights
+    assert not evaluation.done()
 
 
 def test_an_interrupted_training_run_is_resumed(tmp_path, monkeypatch):
@@ -239,3 +266,26 @@ def test_every_command_parses_with_the_real_cli(name, scale):
             pytest.skip(f"`srtbench {step.argv[1]}` is not registered in this checkout")
         # parsing only (no callback): every flag and value of the recipe is one the command accepts
         cmd.make_context(step.argv[1], args)
+
+
+def test_quick_shares_its_runs_with_table4():
+    quick = {s.output for s in recipes.plan("quick") if s.argv[1] == "train"}
+    assert quick <= {s.output for s in recipes.plan("table4", "cpu") if s.argv[1] == "train"}
+
+
+def test_figure3_draws_surfaces_of_standard_and_srt_models():
+    steps = recipes.plan("figure3", "cpu")
+    surfaces = [s.argv for s in steps if s.argv[1:3] == ("plot", "surface")]
+    assert {option(a, "--threat") for a in surfaces} == {"pixel", "spatial"}
+    for a in surfaces:
+        models = a[3:a.index("--threat")]
+        assert [m.rsplit("/", 1)[1].removesuffix(".pt").split("-")[0] for m in models] == ["standard", "srt"]
+        assert option(a, "--out").startswith("results/fmnist/figure3/")
+
+
+def test_cpu_scale_gives_bare_attacks_its_budget_and_keeps_explicit_settings():
+    cpu = recipes.SCALE_PRESETS["cpu"]
+    assert cpu.attack("pgd") == "pgd[epsilon=0.1,step_size=0.005]"
+    assert cpu.attack("pgd[epsilon=0.2]") == "pgd[epsilon=0.2]"
+    assert cpu.attack("gridadv") == "gridadv"  # spatial budgets are the paper's (30°, 3 px)
+    assert recipes.SCALE_PRESETS["paper"].attack("pgd") == "pgd"

@@ -1,0 +1,96 @@
+"""The committed reproduction: results/fmnist/ renders with every layout that applies, and the reference
+checkpoints in models/ still score what models/reference.csv recorded for them."""
+
+import hashlib
+import shlex
+from pathlib import Path
+
+import pytest
+
+from srtbench import evaluate, recipes, results, tables
+from srtbench.evaluate import EvalConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+REFERENCE = MODELS / "reference.csv"
+REFERENCE_ROWS = list(results.read(REFERENCE).itertuples()) if REFERENCE.exists() else []
+
+
+def _experiment_csvs(name: str) -> list[Path]:
+    """The CSVs an experiment's table or figure reads (results/fmnist/, one per checkpoint), as its recipe says."""
+    last = recipes.plan(name, "cpu")[-1].argv
+    return [ROOT / a for a in last if a.endswith(".csv")]
+
+
+# every cpu-scale experiment whose results are committed (quick is the README's demo: its results are not)
+DONE = [name for name in recipes.RECIPES.names()
+        if name != "quick" and all(p.exists() for p in _experiment_csvs(name)) and _experiment_csvs(name)]
+
+
+def test_the_reproduction_and_the_reference_models_are_committed():
+    assert {"table3", "table4", "table6"} <= set(DONE)
+    assert len(REFERENCE_ROWS) >= 5
+
+
+def _applies(layout: tables.Layout, frame) -> bool:
+    full = frame[frame["fraction"].astype(float) == 1.0]
+    return not layout.attacks or bool(set(layout.attacks) & set(full["attack"]))
+
+
+def _attack_cells(table: tables.Table):
+    for group in table.groups:
+        for row in group.rows:
+            for cell, column in zip(row.cells, table.columns):
+                if column.kind == "attack" and isinstance(cell.value, float):
+                    yield group.dataset, column.attack, cell.value
+
+
+@pytest.mark.parametrize("name", DONE)
+def test_committed_results_render_with_every_layout_that_applies(name):
+    frame = results.collect(_experiment_csvs(name))
+    recorded = {(d, a): set(g["robust_acc"].astype(float).round(6))
+                for (d, a), g in frame[frame["fraction"].astype(float) == 1.0].groupby(["dataset", "attack"])}
+    applied = []
+    for layout_name in tables.LAYOUTS.names():
+        layout = tables.LAYOUTS.get(layout_name)
+        if not _applies(layout, frame):
+            continue
+        applied.append(layout_name)
+        table = tables.build(frame, layout)
+        cells = list(_attack_cells(table))
+        assert cells or layout_name not in (name, "auto"), f"{name} as {layout_name}: no numbers shown"
+        for dataset, attack, value in cells:  # every number shown is one the CSVs hold
+            assert round(value, 6) in recorded[(dataset, attack)], (name, layout_name, attack, value)
+        text = {fmt: tables.FORMATS.get(fmt)(table) for fmt in ("markdown", "latex", "csv")}
+        for _, _, value in cells:
+            assert all(tables.format_value(value, tables.Column("attack", "")) in t for t in text.values())
+        if layout.paper:  # beside the paper's MNIST numbers, as in REPRODUCTION.md
+            compared = tables.to_markdown(tables.build(frame, layout, tables.reference_results("paper")))
+            assert "ours / paper" in compared
+    assert "auto" in applied and (name not in tables.LAYOUTS.names() or name in applied)
+
+
+def _attack_spec(command: str) -> str:
+    argv = shlex.split(command)
+    return argv[argv.index("--attacks") + 1]
+
+
+@pytest.mark.parametrize("row", REFERENCE_ROWS, ids=[Path(r.checkpoint).stem for r in REFERENCE_ROWS])
+def test_reference_model_still_scores_its_recorded_metrics(row, tmp_path):
+    path = ROOT / row.checkpoint
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == row.checkpoint_sha256, f"{row.checkpoint} was replaced"
+    out = tmp_path / "again.csv"
+    evaluate.evaluate([str(path)], EvalConfig(attacks=_attack_spec(row.command), n=int(row.n), seed=int(row.seed),
+                                              device="cpu", out=str(out), sanity=False))
+    again = results.read(out).iloc[0]
+    assert again["attack"] == row.attack
+    assert abs(float(again["clean_acc"]) - float(row.clean_acc)) <= 1.0
+    assert abs(float(again["robust_acc"]) - float(row.robust_acc)) <= 1.0
+
+
+def test_models_readme_lists_the_recorded_metrics():
+    readme = (MODELS / "README.md").read_text()
+    for row in REFERENCE_ROWS:
+        line = next((ln for ln in readme.splitlines() if f"`{row.checkpoint}`" in ln), None)
+        assert line is not None, f"{row.checkpoint} missing from models/README.md"
+        assert f"{float(row.clean_acc):.1f}" in line and f"{float(row.robust_acc):.1f}" in line
