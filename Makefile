@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data test lint demo bench models clean
+.PHONY: setup data test lint demo bench reproduction models clean
 
 setup: $(VENV)/.installed data
 
@@ -30,6 +30,11 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/attacks.py
+
+# The whole cpu-scale reproduction of REPRODUCTION.md (hours on 2 cores; each recipe resumes where it stopped).
+EXPERIMENTS := table4 table3 figure7 table6 table5 figure3 table9 table8 figure2 figure1
+reproduction: setup
+	for e in $(EXPERIMENTS); do $(BIN)/srtbench reproduce $$e --scale cpu || exit 1; done
 
 # The reference checkpoints (issue 7): copies of the reproduction's runs (`srtbench reproduce table4 table3
 # figure7 --scale cpu`), each evaluated on the first 500 test images with PGD-40 at ε 0.1; tests/test_reproduction.py

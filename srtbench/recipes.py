@@ -78,7 +78,8 @@ class Scale:
     presets: dict[str, str]
     n: int
     n_slow: int
-    iterations: int | None = None  # every run's length in SGD steps, unless a recipe sets one (None: the preset's)
+    iterations: int | None = None  # SGD steps of a supervised run on LABELED_UNIT images, unless a recipe sets the
+    # length (None: the preset's); other runs get as many epochs (`Plan.length`)
     train_extra: tuple[str, ...] = ()  # options added to every training run
     results: str = "results/paper-scale"  # one CSV per checkpoint, shared by every experiment; EXPERIMENT/ holds
     # each experiment's table and figures
@@ -99,6 +100,8 @@ CPU_EPSILON = "epsilon=0.1"
 CPU_ATTACKS = {"fgsm": CPU_EPSILON, "pgd": f"{CPU_EPSILON},step_size=0.005", "mifgsm": f"{CPU_EPSILON},step_size=0.005",
                "autoattack": CPU_EPSILON, "pgd+": f"{CPU_EPSILON},step_size=0.005",
                "gridadv+": f"{CPU_EPSILON},step_size=0.005"}
+
+LABELED_UNIT = 10_000  # the paper's |D_L|
 
 SCALE_PRESETS = {
     "paper": Scale("paper", {
@@ -165,10 +168,24 @@ class Plan:
         if label is not None:
             argv += ["--label", label]
         if self.scale.iterations and not {"--iterations", "--epochs"} & set(extra):
-            argv += ["--iterations", str(self.scale.iterations)]
+            argv += ["--iterations", str(self.length(defense, preset, n_unlabeled, extra))]
         argv += self.scale.train_extra
         self._add(Step((*argv, *extra, "--out", out), out))
         return out
+
+    def length(self, defense: str, preset: str, n_unlabeled: int | None = None, extra: Sequence[str] = ()) -> int:
+        """A run's length at a fixed-length scale: the scale's steps per LABELED_UNIT labeled images, scaled by the
+        images one epoch of this run passes over, so every run gets the same number of epochs, as in the paper
+        (Section 4: an epoch of a semi-supervised defense covers D_L ∪ D_U, its batches split in proportion to the
+        two sets, so it takes (|D_L| + |D_U|) / |D_L| times the steps of a supervised one)."""
+        from srtbench.defenses import DEFENSES
+        from srtbench.presets import PRESETS
+
+        data = PRESETS.get(preset).data
+        n_labeled = int(extra[list(extra).index("--n-labeled") + 1]) if "--n-labeled" in extra else data["n_labeled"]
+        n_u = data["n_unlabeled"] if n_unlabeled is None else n_unlabeled
+        seen = n_labeled + (n_u if DEFENSES.get(defense).uses_unlabeled else 0)
+        return round(self.scale.iterations * seen / LABELED_UNIT)
 
     def evaluate(self, checkpoint: str, attacks: Sequence[str], fractions: Sequence[float] = (1.0,),
                  n: int | None = None) -> None:
@@ -190,7 +207,7 @@ class Plan:
     def table(self, layout: str) -> None:
         argv = ["srtbench", "table", *self.csvs, "--layout", layout,
                 "--out", f"{self.results_dir}/{self.experiment}.md"]
-        if self.scale.name == "paper" and layout != "auto":
+        if layout != "auto":  # the cpu scale's Fashion-MNIST beside the paper's MNIST
             argv += ["--compare", "paper"]
         self._add(Step(tuple(argv)))
 
@@ -281,10 +298,10 @@ FAST_SHARE = {"cifar10-fast-spatial": 45 / 80, "cifar10-fast-pixel": 50 / 120}
 
 
 def _fast_srt(plan: Plan, setting: str, lam: float) -> str:
-    extra: tuple[str, ...] = ()
+    preset, extra = plan.scale.preset(setting), ()
     if plan.scale.iterations:
-        extra = ("--lr-max", "0.1", "--iterations", str(round(plan.scale.iterations * FAST_SHARE[setting])))
-    return plan.train("fast-srt", plan.scale.preset(setting), lam, extra=extra)
+        extra = ("--lr-max", "0.1", "--iterations", str(round(plan.length("srt", preset) * FAST_SHARE[setting])))
+    return plan.train("fast-srt", preset, lam, extra=extra)
 
 
 @recipe("table8", "Table 8: fast SRT vs Worst-of-k, KLR, SRT under spatial attacks, with training time")

@@ -59,7 +59,7 @@ def test_recipe_trains_before_it_evaluates_and_ends_with_its_table_or_plot(name,
         assert all(Path(csv).parent == Path(folder) for csv in evaluated)
         assert option(last, "--out") == f"{folder}/{name}/{name}.md" or name == "quick"
         assert option(last, "--layout") == name and tables.LAYOUTS.get(name)
-        assert ("--compare" in last) == (scale == "paper")
+        assert option(last, "--compare") == "paper"
     else:
         assert last[1] in ("plot", "table")
 
@@ -77,7 +77,7 @@ def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
     at = next(a for a in trains if a[2] == "at")
     assert "pixel" in option(at, "--preset")
     if scale == "cpu":
-        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 400 --check-every 5"
+        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 2400 --check-every 5"
                     " --out runs/fmnist-spatial-cpu/srt-lam0.2.pt")
         assert expected in [s.command for s in steps]
 
@@ -289,3 +289,19 @@ def test_cpu_scale_gives_bare_attacks_its_budget_and_keeps_explicit_settings():
     assert cpu.attack("pgd[epsilon=0.2]") == "pgd[epsilon=0.2]"
     assert cpu.attack("gridadv") == "gridadv"  # spatial budgets are the paper's (30°, 3 px)
     assert recipes.SCALE_PRESETS["paper"].attack("pgd") == "pgd"
+
+
+def test_cpu_runs_get_equal_epochs_so_semi_supervised_runs_take_more_steps():
+    """Section 4: an epoch of SRT covers D_L ∪ D_U (batches split in proportion), so at equal epochs it takes
+    (10,000 + 50,000) / 10,000 = 6 times the steps of a supervised run on D_L."""
+    trains = {option(s.argv, "--out"): s.argv for s in recipes.plan("table4", "cpu") if s.argv[1] == "train"}
+    steps = {out.rsplit("/", 1)[1]: int(option(a, "--iterations")) for out, a in trains.items()}
+    assert steps == {"standard.pt": 400, "at.pt": 400, "trades.pt": 400, "uat.pt": 2400, "rst.pt": 2400,
+                     "srt-lam1.pt": 2400}
+    sweep = {option(s.argv, "--out").rsplit("/", 1)[1]: int(option(s.argv, "--iterations"))
+             for s in recipes.plan("figure2", "cpu") if s.argv[1] == "train" and "pixel" in s.output}
+    assert sweep == {"srt-lam1-u0.pt": 400, "srt-lam1-u10000.pt": 800, "srt-lam1-u20000.pt": 1200,
+                     "srt-lam1.pt": 2400, "at-u0-all-labeled.pt": 2400}  # 60,000 labeled: 6 epochs' worth
+    fast = [s.argv for s in recipes.plan("table9", "cpu") if s.argv[1:3] == ("train", "fast-srt")]
+    assert option(fast[0], "--iterations") == "1000"  # Table 9: 50 of SRT's 120 epochs
+    assert all("--iterations" not in s.argv for s in recipes.plan("table4", "paper") if s.argv[1] == "train")
