@@ -7,6 +7,7 @@ for resume (a re-run skips rows already present) and for conflict detection in t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -135,14 +136,32 @@ def append(path: str | os.PathLike, rows: Iterable[dict[str, Any]], replace: boo
     """Add rows to a results CSV atomically; with `replace`, rows of the same key are overwritten."""
     path = Path(path)
     new = pd.DataFrame([normalize_row(r) for r in rows], columns=list(COLUMNS))
-    if path.exists():
-        old = read(path).drop(columns=["source"])[list(COLUMNS)]
-        if replace:
-            new_keys = {key(r) for _, r in new.iterrows()}
-            old = old[[key(r) not in new_keys for _, r in old.iterrows()]]
-        new = pd.concat([old, new], ignore_index=True) if len(old) else new
-    with atomic_path(path) as tmp:
-        new.to_csv(tmp, index=False)
+    with _locked(path):  # read, merge and replace as one step: evaluations running side by side lose no rows
+        if path.exists():
+            old = read(path).drop(columns=["source"])[list(COLUMNS)]
+            if replace:
+                new_keys = {key(r) for _, r in new.iterrows()}
+                old = old[[key(r) not in new_keys for _, r in old.iterrows()]]
+            new = pd.concat([old, new], ignore_index=True) if len(old) else new
+        with atomic_path(path) as tmp:
+            new.to_csv(tmp, index=False)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive advisory lock on PATH.lock for the duration (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------- per-example side files

@@ -197,3 +197,26 @@ def test_torchrun_with_two_gloo_ranks_writes_the_same_rows_as_one_process(ckpt, 
     for pa, pb in zip(a.per_example, b.per_example):
         ea, eb = results.read_per_example(tmp_path / pa), results.read_per_example(tmp_path / pb)
         assert all(torch.equal(ea[k], eb[k]) for k in ("adv_pred", "clean_pred", "index"))
+
+
+def _append_rows(path: str, worker: int, count: int, barrier) -> None:
+    barrier.wait()
+    for i in range(count):
+        results.append(path, [{"checkpoint": f"w{worker}", "attack": f"a{i}", "fraction": 1.0, "n": 1, "seed": 0}])
+
+
+def test_appends_from_processes_side_by_side_lose_no_rows(tmp_path):
+    """Two evaluations writing one checkpoint's CSV at once (recipes run side by side) keep every row."""
+    import multiprocessing
+
+    path = str(tmp_path / "shared.csv")
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    workers = [ctx.Process(target=_append_rows, args=(path, w, 40, barrier)) for w in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+        assert w.exitcode == 0
+    frame = results.read(path)
+    assert len(frame) == 80 and set(frame["checkpoint"]) == {"w0", "w1"}
