@@ -14,6 +14,7 @@ robust only if every attack failed on it (read from the per-example side files; 
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -537,3 +538,26 @@ def to_rich(table: Table) -> str:
 
 def render(table: Table, fmt: str = "markdown") -> str:
     return FORMATS.get(fmt)(table)
+
+
+# ---------------------------------------------------------------- sanity flags
+
+
+def flags(df: pd.DataFrame) -> Table:
+    """The sanity flags of every evaluation row: how many PASS, and each WARN with its detail."""
+    df = df[~df["checkpoint"].astype(str).str.startswith("paper:")]
+    if df.empty:
+        raise SrtbenchError("no evaluation rows (the paper's numbers carry no sanity flags)")
+    rows = []
+    for _, r in df.iterrows():
+        found = r["flags"]
+        found = json.loads(found) if isinstance(found, str) and found.strip() else found
+        found = found if isinstance(found, dict) else {}
+        warns = [f"{name}: {f.get('detail', '')}" for name, f in sorted(found.items()) if f.get("status") != "PASS"]
+        passed = sum(f.get("status") == "PASS" for f in found.values())
+        text = f"{passed} PASS" + ("; WARN " + "; ".join(warns) if warns else "")
+        rows.append(Row(str(r["label"]), [Cell(str(r["attack"])), Cell(f"{float(r['fraction']):g}"),
+                                          Cell(str(int(r["n"]))), Cell(text if found else "none recorded")]))
+    columns = [Column("text", h) for h in ("attack", "fraction", "n", "sanity flags")]
+    groups = [Group(ds, [row for row, d in zip(rows, df["dataset"]) if d == ds]) for ds in dict.fromkeys(df["dataset"])]
+    return Table("Sanity flags of every evaluation", columns, groups)

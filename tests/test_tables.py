@@ -241,3 +241,17 @@ def test_every_paper_row_appears_verbatim_in_the_paper_text():
                 assert found, f"{name} {group.dataset} {row.label}: no such line in the paper"
                 checked += 1
     assert checked == 9 + 9 + 10 + 12 + 9 + 9 + 4 + 4
+
+
+def test_flags_view_lists_every_rows_passes_and_warnings(tmp_path):
+    ok = {"in_neighborhood": {"status": "PASS", "detail": "0 outside"}, "lemma1": {"status": "PASS", "detail": ""}}
+    bad = {**ok, "gradient_masking": {"status": "WARN", "detail": "pgd 40% vs Square 30%"}}
+    path = write_rows(tmp_path / "r.csv", [
+        {"label": "AT", "attack": "pgd", "clean_acc": 70.0, "robust_acc": 50.0, "checkpoint": "a.pt", "flags": ok},
+        {"label": "SRT", "attack": "pgd", "clean_acc": 70.0, "robust_acc": 40.0, "checkpoint": "s.pt", "flags": bad}])
+    out = run("table", str(path), "--flags")
+    assert out.exit_code == 0, out.output
+    lines = {ln.split("|")[1].strip(): ln for ln in out.output.splitlines() if ln.startswith("| ") and "pgd" in ln}
+    assert "2 PASS" in lines["AT"] and "WARN" not in lines["AT"]
+    assert "2 PASS; WARN gradient_masking: pgd 40% vs Square 30%" in lines["SRT"]
+    assert "paper" in run("table", "results/paper/table3.csv", "--flags").output  # the paper's numbers: no flags

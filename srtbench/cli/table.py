@@ -15,7 +15,8 @@ from srtbench.cli import main
 @click.option("--compare", default=None, metavar="paper|PATH",
               help="show each cell as ours / reference (difference); 'paper' = the published numbers")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="also write the table to this file")
-def table(results, layout, fmt, compare, out):
+@click.option("--flags", "show_flags", is_flag=True, help="list every row's sanity flags instead of accuracies")
+def table(results, layout, fmt, compare, out, show_flags):
     """Pivot results CSVs (files or folders) into a table; best value per column in bold, '–' where missing."""
     from srtbench import results as results_csv
     from srtbench import tables
@@ -27,7 +28,8 @@ def table(results, layout, fmt, compare, out):
     require(compare is None or chosen.paper is not None or compare != "paper",
             "--compare paper needs one of the paper's layouts (--layout table1 ... table9)")
     reference = tables.reference_results(compare) if compare else None
-    text = renderer(tables.build(results_csv.collect(results), chosen, reference))
+    frame = results_csv.collect(results)
+    text = renderer(tables.flags(frame) if show_flags else tables.build(frame, chosen, reference))
     if out:
         atomic_write_text(out, text)
     click.echo(text, nl=False)
