@@ -273,9 +273,14 @@ def _table4(plan: Plan) -> None:
     for setting in ("cifar10-pixel", "mnist-pixel"):
         p = plan.scale.preset(setting)
         standard = plan.train("standard", p)
-        for ckpt in (standard, plan.train("at", p), plan.train("trades", p), plan.train("uat", p),
-                     # RST pseudo-labels D_U with a standard model trained on the same D_L (Carmon et al.)
-                     plan.train("rst", p, extra=("--teacher", standard)), plan.train("srt", p, 1.0)):
+        runs = [standard, plan.train("at", p), plan.train("trades", p), plan.train("uat", p),
+                # RST pseudo-labels D_U with a standard model trained on the same D_L (Carmon et al.)
+                plan.train("rst", p, extra=("--teacher", standard)), plan.train("srt", p, 1.0)]
+        if plan.scale.iterations:  # a control the paper lacks: AT given as many SGD steps as SRT's equal epochs
+            long = plan.length("srt", p)
+            runs.append(plan.train("at", p, label=f"AT ({long:,} steps)", extra=("--iterations", str(long)),
+                                   tag=f"-steps{long}"))
+        for ckpt in runs:
             plan.evaluate(ckpt, PIXEL_ATTACKS + TODAY)
     plan.table("table4")
 

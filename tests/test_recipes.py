@@ -298,7 +298,8 @@ def test_cpu_runs_get_equal_epochs_so_semi_supervised_runs_take_more_steps():
     trains = {option(s.argv, "--out"): s.argv for s in recipes.plan("table4", "cpu") if s.argv[1] == "train"}
     steps = {out.rsplit("/", 1)[1]: int(option(a, "--iterations")) for out, a in trains.items()}
     assert steps == {"standard.pt": 400, "at.pt": 400, "trades.pt": 400, "uat.pt": 2400, "rst.pt": 2400,
-                     "srt-lam1.pt": 2400}
+                     "srt-lam1.pt": 2400, "at-steps2400.pt": 2400}  # the last: AT at SRT's step count (control)
+    assert option(trains["runs/fmnist-pixel-cpu/at-steps2400.pt"], "--label") == "AT (2,400 steps)"
     sweep = {option(s.argv, "--out").rsplit("/", 1)[1]: int(option(s.argv, "--iterations"))
              for s in recipes.plan("figure2", "cpu") if s.argv[1] == "train" and "pixel" in s.output}
     assert sweep == {"srt-lam1-u0.pt": 400, "srt-lam1-u10000.pt": 800, "srt-lam1-u20000.pt": 1200,
