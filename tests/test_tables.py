@@ -252,6 +252,15 @@ def test_flags_view_lists_every_rows_passes_and_warnings(tmp_path):
     out = run("table", str(path), "--flags")
     assert out.exit_code == 0, out.output
     lines = {ln.split("|")[1].strip(): ln for ln in out.output.splitlines() if ln.startswith("| ") and "pgd" in ln}
-    assert "2 PASS" in lines["AT"] and "WARN" not in lines["AT"]
-    assert "2 PASS; WARN gradient_masking: pgd 40% vs Square 30%" in lines["SRT"]
+    assert "2 PASS" in lines["AT (a.pt)"] and "WARN" not in lines["AT (a.pt)"]
+    assert "2 PASS; WARN gradient_masking: pgd 40% vs Square 30%" in lines["SRT (s.pt)"]
     assert "paper" in run("table", "results/paper/table3.csv", "--flags").output  # the paper's numbers: no flags
+
+
+def test_attacks_option_picks_the_columns(tmp_path):
+    path = write_rows(tmp_path / "r.csv", [
+        {"label": "AT", "attack": a, "clean_acc": 70.0, "robust_acc": v, "checkpoint": "a.pt"}
+        for a, v in (("pgd", 50.0), ("gridadv", 1.25), ("autoattack", 48.5))])
+    out = run("table", str(path), "--attacks", "pgd,autoattack")
+    assert out.exit_code == 0, out.output
+    assert "| AT | 70.00 | 50.00 | 48.50 |" in out.output and "GridAdv" not in out.output

@@ -16,7 +16,8 @@ from srtbench.cli import main
               help="show each cell as ours / reference (difference); 'paper' = the published numbers")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="also write the table to this file")
 @click.option("--flags", "show_flags", is_flag=True, help="list every row's sanity flags instead of accuracies")
-def table(results, layout, fmt, compare, out, show_flags):
+@click.option("--attacks", default=None, help="comma-separated attacks to show as columns (default: the layout's)")
+def table(results, layout, fmt, compare, out, show_flags, attacks):
     """Pivot results CSVs (files or folders) into a table; best value per column in bold, '–' where missing."""
     from srtbench import results as results_csv
     from srtbench import tables
@@ -24,6 +25,10 @@ def table(results, layout, fmt, compare, out, show_flags):
     from srtbench.runtime import atomic_write_text
 
     chosen = tables.LAYOUTS.get(layout)
+    if attacks:
+        import dataclasses
+
+        chosen = dataclasses.replace(chosen, attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()))
     renderer = tables.FORMATS.get(fmt)
     require(compare is None or chosen.paper is not None or compare != "paper",
             "--compare paper needs one of the paper's layouts (--layout table1 ... table9)")
