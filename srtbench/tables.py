@@ -556,8 +556,9 @@ def flags(df: pd.DataFrame) -> Table:
         warns = [f"{name}: {f.get('detail', '')}" for name, f in sorted(found.items()) if f.get("status") != "PASS"]
         passed = sum(f.get("status") == "PASS" for f in found.values())
         text = f"{passed} PASS" + ("; WARN " + "; ".join(warns) if warns else "")
-        rows.append(Row(f"{r['label']} ({Path(str(r['checkpoint'])).name})", [Cell(str(r["attack"])), Cell(f"{float(r['fraction']):g}"),
-                                          Cell(str(int(r["n"]))), Cell(text if found else "none recorded")]))
+        cells = [Cell(str(r["attack"])), Cell(f"{float(r['fraction']):g}"), Cell(str(int(r["n"]))),
+                 Cell(text if found else "none recorded")]
+        rows.append(Row(f"{r['label']} ({Path(str(r['checkpoint'])).name})", cells))
     columns = [Column("text", h) for h in ("attack", "fraction", "n", "sanity flags")]
     groups = [Group(ds, [row for row, d in zip(rows, df["dataset"]) if d == ds]) for ds in dict.fromkeys(df["dataset"])]
     return Table("Sanity flags of every evaluation", columns, groups)
