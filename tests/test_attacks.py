@@ -185,3 +185,26 @@ def test_bad_specs_are_one_line_errors(spec, message):
 def test_fraction_outside_unit_interval_is_an_error():
     with pytest.raises(SrtbenchError, match="fraction"):
         build("pgd", DATASET, fraction=2.0)
+
+
+class _Brightness(torch.nn.Module):
+    """Class 1 when the mean intensity exceeds 0.7, else class 0: salt-and-pepper noise (mean → 0.5) can
+    darken a bright image into class 0 but never brighten a dark one into class 1."""
+
+    def forward(self, x):
+        score = 50.0 * (x.flatten(1).mean(1) - 0.7)
+        return torch.stack([-score, score], 1)
+
+
+def test_pointwise_leaves_examples_without_an_adversarial_start_unbroken():
+    """foolbox's PointwiseAttack asserts every start is adversarial; on robust models the salt-and-pepper start
+    search fails for some images, which used to abort the whole evaluation."""
+    x = torch.cat([torch.full((3, 1, 8, 8), 0.95), torch.full((3, 1, 8, 8), 0.05)])
+    model = _Brightness()
+    target = model(x).argmax(1)
+    assert target.tolist() == [1, 1, 1, 0, 0, 0]
+    out = build("pointwise[init_steps=200]", DATASET)(model, x, target, torch.Generator().manual_seed(0))
+    broken = model(out.x_adv).argmax(1) != target
+    assert broken[:3].all() and not broken[3:].any()
+    assert torch.equal(out.x_adv[3:], x[3:]) and torch.isinf(out.distance[3:]).all()
+    assert torch.isfinite(out.distance[:3]).all()
