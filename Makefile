@@ -24,7 +24,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-demo: setup  # ~3 minutes: trains standard, attacks it beside models/fmnist-{at,srt-pixel}.pt
+demo: setup  # ~2 minutes: trains standard, attacks it beside models/fmnist-{at,srt-pixel}.pt
 	$(BIN)/srtbench data info fashion-mnist
 	$(BIN)/srtbench reproduce quick
 
