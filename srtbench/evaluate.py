@@ -30,7 +30,7 @@ from srtbench.config import field, require
 from srtbench.errors import SrtbenchError
 from srtbench.maximizers import eval_mode
 from srtbench.progress import progress_bar
-from srtbench.runtime import DEVICES, command_line, git_commit, resolve_device
+from srtbench.runtime import DEVICES, command_line, device_label, git_commit, resolve_device
 
 SUBSET = 64  # examples the extra sanity runs (ε = 0, ε = 1, Square) use
 SQUARE_QUERIES = 1000  # Square's query budget in the gradient-masking check
@@ -359,7 +359,7 @@ class CheckpointEvaluation:
                 "robust_ci_low": round(low, 4), "robust_ci_high": round(high, 4),
                 "mean_distance": round(dist.mean().item(), 6) if len(dist) else "",
                 "median_distance": round(dist.median().item(), 6) if len(dist) else "",
-                "device": str(self.device), "srtbench_version": __version__, "git_commit": git_commit(),
+                "device": device_label(self.device), "srtbench_version": __version__, "git_commit": git_commit(),
                 "command": command_line(), "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -28,6 +28,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def device_label(device: torch.device) -> str:
+    """The device as provenance records it: 'cpu', or 'cuda:0 (NVIDIA H200)' so a timing names its card."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch (all devices) and return a CPU generator for data order; numpy/random are not used."""
     torch.manual_seed(seed)
@@ -66,7 +73,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def git_commit() -> str:
-    """The commit of the srtbench source tree, or '' outside a git checkout."""
+    """The commit of the srtbench source tree; outside a git checkout (a tree copied to a remote machine),
+    $SRTBENCH_GIT_COMMIT as the copier set it, else ''."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -75,9 +83,11 @@ def git_commit() -> str:
             text=True,
             timeout=5,
         )
-        return out.stdout.strip() if out.returncode == 0 else ""
+        if out.returncode == 0:
+            return out.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
-        return ""
+        pass
+    return os.environ.get("SRTBENCH_GIT_COMMIT", "")
 
 
 def command_line() -> str:

@@ -33,7 +33,14 @@ from srtbench.maximizers import PGD, GridSearch, Sequential, eval_mode, misclass
 from srtbench.models import MODELS, create_model
 from srtbench.neighborhoods import Compound, Neighborhood, PixelBall, Spatial, ThreatConfig
 from srtbench.progress import progress_bar
-from srtbench.runtime import DEVICES, atomic_write_text, command_line, resolve_device, set_deterministic
+from srtbench.runtime import (
+    DEVICES,
+    atomic_write_text,
+    command_line,
+    device_label,
+    resolve_device,
+    set_deterministic,
+)
 
 METRICS_COLUMNS = ("epoch", "step", "lr", "loss", "natural_loss", "robust_loss", "train_acc", "clean_acc",
                    "robust_acc", "epoch_time_s", "total_time_s")
@@ -399,7 +406,7 @@ def train(
             "preset": run.preset,
             "finished": finished,
             "world_size": d.world,
-            "device": str(device),
+            "device": device_label(device),
             "lr_curve": [[s, learning_rate(cfg, schedule, s, total)]
                          for s in sorted({round(i * (total - 1) / 99) for i in range(100)})],
             "command": command_line(),

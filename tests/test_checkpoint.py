@@ -90,3 +90,27 @@ def test_other_architecture_is_a_one_line_error(tmp_path):
     torch.save(payload, path)
     with pytest.raises(SrtbenchError, match="weights do not fit model 'resnet-spatial'"):
         checkpoint.load(path).build_model()
+
+
+def test_commit_outside_a_checkout_comes_from_the_environment(monkeypatch, tmp_path):
+    """A tree copied to a remote machine has no .git: provenance takes the commit its copier named."""
+    import subprocess
+
+    from srtbench import runtime
+
+    def no_git(*args, **kwargs):
+        return subprocess.CompletedProcess(args, 128, "", "fatal: not a git repository")
+
+    monkeypatch.setattr(runtime.subprocess, "run", no_git)
+    monkeypatch.delenv("SRTBENCH_GIT_COMMIT", raising=False)
+    assert runtime.git_commit() == ""
+    monkeypatch.setenv("SRTBENCH_GIT_COMMIT", "abc123")
+    assert runtime.git_commit() == "abc123"
+
+
+def test_device_label_names_the_card(monkeypatch):
+    from srtbench.runtime import device_label
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert device_label(torch.device("cuda", 0)) == "cuda:0 (NVIDIA H200)"
+    assert device_label(torch.device("cpu")) == "cpu"
