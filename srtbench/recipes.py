@@ -117,11 +117,13 @@ SCALE_PRESETS = {
                                               "cifar10-fast-spatial")},
         **{s: "fmnist-pixel-cpu" for s in ("cifar10-pixel-table2", "cifar10-pixel", "mnist-pixel",
                                             "mnist-pixel-table6", "cifar10-fast-pixel")},
-    }, n=1_000, n_slow=250, iterations=400, train_extra=("--check-every", "5"), results="results/fmnist",
+    }, n=1_000, n_slow=250, iterations=400, train_extra=("--check-every", "5", "--no-amp"),
+        results="results/fmnist",
         attack_settings=CPU_ATTACKS),
 }
 # why 400 steps at the CPU scale: 5 epochs of D_L (10,000 / 128 = 79 steps each), where SmallCNN has left its
-# chance plateau and AT clears 60% PGD accuracy; an SRT epoch covers D_L ∪ D_U (469 steps), so equal epochs give
+# chance plateau and AT clears 60% PGD accuracy; fp32 (--no-amp) wherever it runs, so a row trained on a GPU
+# compares with one trained on the CPU; an SRT epoch covers D_L ∪ D_U (469 steps), so equal epochs give
 # it 2,400 (`Plan.length`), and Table 4 adds AT at 2,400 steps as a control; the held-out check every 5 epochs
 # the compound experiments (Figures 1, 7): the paper gives no separate schedule, so its pixel-wise one is used
 COMPOUND = {"paper": {"cifar10-pixel": "cifar10-pixel-table4", "mnist-pixel": "mnist-pixel-table4"},

@@ -79,7 +79,7 @@ def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
     assert "pixel" in option(at, "--preset")
     if scale == "cpu":
         expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 2400 --check-every 5"
-                    " --out runs/fmnist-spatial-cpu/srt-lam0.2.pt")
+                    " --no-amp --out runs/fmnist-spatial-cpu/srt-lam0.2.pt")
         assert expected in [s.command for s in steps]
 
 
