@@ -122,16 +122,35 @@ def n_unlabeled(row: pd.Series) -> int:
     return TRAIN_SIZES.get(data.get("dataset", row["dataset"]), 0) - int(data.get("n_labeled", 0))
 
 
+# the neighborhood a threat group of attacks probes (the `threat` of each attack's registry entry)
+ATTACK_NEIGHBORHOOD = {"linf": "pixel", "l2": "pixel", "l0": "pixel", "spatial": "spatial", "compound": "compound"}
+
+
+def probes_own_neighborhood(train_threat: Any, attack: str) -> bool:
+    """Whether `attack` tests the neighborhood a model was trained against (Figure 2: the pixel-wise sweep
+    under PGD, the spatial one under GridAdv); a model trained against none (standard) fits every attack."""
+    from srtbench.attacks import ATTACKS
+
+    if attack not in ATTACKS or str(train_threat) not in ATTACK_NEIGHBORHOOD.values():
+        return True
+    return ATTACK_NEIGHBORHOOD.get(ATTACKS.meta(attack)["info"].threat) == str(train_threat)
+
+
 @PLOTS.register("unlabeled", figures="2")
-def unlabeled(df: pd.DataFrame, out: str | os.PathLike) -> dict:
+def unlabeled(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | None = None) -> dict:
     """Robust accuracy against |D_U|: a defense run at several |D_U| is a curve; one run alone (the
-    supervised baselines trained on every label) is a dashed reference line.
+    supervised baselines trained on every label) is a dashed reference line. A panel per (dataset, attack)
+    shows the runs trained against the neighborhood that attack probes, so a spatial sweep's PGD rows (from
+    Figure 1's evaluation of the same checkpoint) do not turn into a reference line on the PGD panel.
 
     Returns {(dataset, attack): {"curves": {label: (ns, accs)}, "references": {label: acc}}}.
     """
     df = df[df["fraction"].astype(float) == 1.0].copy()
+    if attacks:
+        df = df[df["attack"].isin(attacks)]
+    df = df[[probes_own_neighborhood(t, a) for t, a in zip(df["train_threat"], df["attack"])]]
     if df.empty:
-        raise SrtbenchError("no results at fraction 1.0")
+        raise SrtbenchError(f"no results at fraction 1.0 for attacks {', '.join(attacks or ['(any)'])}")
     df["n_unlabeled"] = [n_unlabeled(r) for _, r in df.iterrows()]
     panels = list(dict.fromkeys(zip(df["dataset"], df["attack"])))
     fig, axes = _grid(1, len(panels))

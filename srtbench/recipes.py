@@ -346,7 +346,7 @@ def _figure1(plan: Plan) -> None:
                      plan.train("at", compound, extra=("--threat", "compound"), tag="-compound"),
                      plan.train("srt", compound, extra=("--threat", "compound"), tag="-compound")):
             plan.evaluate(ckpt, attacks, FRACTIONS)
-    plan.plot("budget")
+    plan.plot("budget", "--attacks", ",".join(attacks))  # the CSVs hold other experiments' attacks too
 
 
 # ---------------------------------------------------------------- Figure 2: the effect of unlabeled data
@@ -365,7 +365,7 @@ def _figure2(plan: Plan) -> None:
             # all 60,000 MNIST / 50,000 CIFAR-10 training images at the paper's scale)
             every = ("--n-labeled", str(N_LABELED[plan.scale.name] + max(sweep)))
             plan.evaluate(plan.train(defense, preset, n_unlabeled=0, extra=every, tag="-all-labeled"), (attack,))
-    plan.plot("unlabeled")
+    plan.plot("unlabeled", "--attacks", "pgd,gridadv")
 
 
 @recipe("figure7", "Figure 7: compound defenses AT+, SRT+, AT(avg), AT(max) against PGD+ and GridAdv+")
@@ -377,7 +377,7 @@ def _figure7(plan: Plan) -> None:
                      plan.train("at-avg", compound, extra=("--threat", "compound")),
                      plan.train("at-max", compound, extra=("--threat", "compound"))):
             plan.evaluate(ckpt, ("gridadv+", "pgd+"), FRACTIONS)
-    plan.plot("budget")
+    plan.plot("budget", "--attacks", "gridadv+,pgd+")
 
 
 # ---------------------------------------------------------------- Figure 9: fast SRT's learning rate and length

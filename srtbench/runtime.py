@@ -73,8 +73,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def git_commit() -> str:
-    """The commit of the srtbench source tree; outside a git checkout (a tree copied to a remote machine),
-    $SRTBENCH_GIT_COMMIT as the copier set it, else ''."""
+    """The commit of the srtbench source tree: $SRTBENCH_GIT_COMMIT where whoever copied the tree to another
+    machine set it (that copy's .git may be absent, or older than the files beside it), else git's HEAD."""
+    if os.environ.get("SRTBENCH_GIT_COMMIT"):
+        return os.environ["SRTBENCH_GIT_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -83,11 +85,9 @@ def git_commit() -> str:
             text=True,
             timeout=5,
         )
-        if out.returncode == 0:
-            return out.stdout.strip()
+        return out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.TimeoutExpired):
-        pass
-    return os.environ.get("SRTBENCH_GIT_COMMIT", "")
+        return ""
 
 
 def command_line() -> str:

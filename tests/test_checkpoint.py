@@ -92,8 +92,8 @@ def test_other_architecture_is_a_one_line_error(tmp_path):
         checkpoint.load(path).build_model()
 
 
-def test_commit_outside_a_checkout_comes_from_the_environment(monkeypatch, tmp_path):
-    """A tree copied to a remote machine has no .git: provenance takes the commit its copier named."""
+def test_commit_of_a_copied_tree_comes_from_the_environment(monkeypatch, tmp_path):
+    """A tree copied to a remote machine may have no .git, or a stale one: the commit its copier named wins."""
     import subprocess
 
     from srtbench import runtime
@@ -105,6 +105,9 @@ def test_commit_outside_a_checkout_comes_from_the_environment(monkeypatch, tmp_p
     monkeypatch.delenv("SRTBENCH_GIT_COMMIT", raising=False)
     assert runtime.git_commit() == ""
     monkeypatch.setenv("SRTBENCH_GIT_COMMIT", "abc123")
+    assert runtime.git_commit() == "abc123"
+    monkeypatch.undo()
+    monkeypatch.setenv("SRTBENCH_GIT_COMMIT", "abc123")  # a checkout's own HEAD does not override it either
     assert runtime.git_commit() == "abc123"
 
 

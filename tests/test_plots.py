@@ -63,6 +63,35 @@ def test_unlabeled_sweep_is_a_curve_and_single_runs_are_references(tmp_path):
     assert written(tmp_path / "fig2")
 
 
+def test_unlabeled_panels_show_the_runs_of_the_neighborhood_the_attack_probes(tmp_path):
+    """Figure 1 attacks the spatial SRT sweep's largest run with PGD too: that row must not become a
+    reference line on Figure 2's PGD panel, nor the pixel sweep's GridAdv rows one on the GridAdv panel."""
+    rows = [{"label": label, "train_threat": threat, "attack": attack, "clean_acc": 80.0, "robust_acc": acc + n / 1000,
+             "n_unlabeled": n}
+            for label, threat, attack, acc in (("SRT (λ = 1)", "pixel", "pgd", 60.0),
+                                               ("SRT (λ = 0.2)", "spatial", "gridadv", 20.0))
+            for n in (0, 10000)]
+    rows += [{"label": "SRT (λ = 0.2)", "train_threat": "spatial", "attack": "pgd", "clean_acc": 80.0,
+              "robust_acc": 5.0, "n_unlabeled": 50000},
+             {"label": "SRT (λ = 1)", "train_threat": "pixel", "attack": "gridadv", "clean_acc": 80.0,
+              "robust_acc": 3.0, "n_unlabeled": 50000},
+             {"label": "Standard", "train_threat": "none", "attack": "pgd", "clean_acc": 80.0, "robust_acc": 9.0,
+              "n_unlabeled": 0},
+             {"label": "SRT (λ = 1)", "train_threat": "pixel", "attack": "fgsm", "clean_acc": 80.0,
+              "robust_acc": 70.0, "n_unlabeled": 50000}]
+    path = tmp_path / "r.csv"
+    fixture_rows(path, [{k: v for k, v in r.items() if k != "n_unlabeled"} for r in rows])
+    frame = pd.read_csv(path)
+    frame["n_unlabeled"] = [r["n_unlabeled"] for r in rows]
+    frame.to_csv(path, index=False)
+    data = plots.unlabeled(results.collect([path]), tmp_path / "fig2", attacks=["pgd", "gridadv"])
+    assert set(data) == {("fashion-mnist", "pgd"), ("fashion-mnist", "gridadv")}
+    assert data[("fashion-mnist", "pgd")]["curves"] == {"SRT (λ = 1)": ([0, 10000], [60.0, 70.0])}
+    assert data[("fashion-mnist", "pgd")]["references"] == {"Standard": 9.0}
+    assert data[("fashion-mnist", "gridadv")]["curves"] == {"SRT (λ = 0.2)": ([0, 10000], [20.0, 30.0])}
+    assert data[("fashion-mnist", "gridadv")]["references"] == {}
+
+
 def test_unlabeled_reads_the_count_from_the_checkpoint_meta(tmp_path, tiny_cnn):
     a = save_checkpoint(tmp_path / "a.pt", tiny_cnn, data={"n_labeled": 10000, "n_unlabeled": 3000})
     b = save_checkpoint(tmp_path / "b.pt", tiny_cnn, data={"n_labeled": 10000, "n_unlabeled": None})

@@ -37,13 +37,14 @@ def budget(results, attacks, out):
 
 @plot.command("unlabeled")
 @click.argument("results", nargs=-1, required=True, type=click.Path())
+@click.option("--attacks", default=None, help="comma-separated attacks to draw (default: all in the CSVs)")
 @OUT
-def unlabeled(results, out):
+def unlabeled(results, attacks, out):
     """Robust accuracy against the number of unlabeled examples (Figure 2)."""
     from srtbench import plots
     from srtbench import results as results_csv
 
-    plots.unlabeled(results_csv.collect(results), out)
+    plots.unlabeled(results_csv.collect(results), out, attacks.split(",") if attacks else None)
     _written(out)
 
 
