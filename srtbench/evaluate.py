@@ -30,7 +30,7 @@ from srtbench.config import field, require
 from srtbench.errors import SrtbenchError
 from srtbench.maximizers import eval_mode
 from srtbench.progress import progress_bar
-from srtbench.runtime import DEVICES, command_line, device_label, git_commit, resolve_device
+from srtbench.runtime import DEVICES, command_line, device_label, exact_fp32, git_commit, resolve_device
 
 SUBSET = 64  # examples the extra sanity runs (ε = 0, ε = 1, Square) use
 SQUARE_QUERIES = 1000  # Square's query budget in the gradient-masking check
@@ -455,6 +455,7 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
     device = resolve_device(cfg.device)
     if device.type == "cuda" and world()[1] > 1:
         device = torch.device("cuda", torch.cuda.current_device())
+    exact_fp32(device)
     summaries = []
     for target in targets:
         test = data.load(target.dataset, False, cfg.data_dir)

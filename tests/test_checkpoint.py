@@ -117,3 +117,18 @@ def test_device_label_names_the_card(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
     assert device_label(torch.device("cuda", 0)) == "cuda:0 (NVIDIA H200)"
     assert device_label(torch.device("cpu")) == "cpu"
+
+
+def test_evaluation_on_cuda_turns_tf32_off():
+    from srtbench.runtime import exact_fp32
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        cudnn.allow_tf32 = matmul.allow_tf32 = True
+        exact_fp32(torch.device("cpu"))
+        assert cudnn.allow_tf32  # nothing to do on the CPU
+        exact_fp32(torch.device("cuda", 0))
+        assert not cudnn.allow_tf32 and not matmul.allow_tf32
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = before
