@@ -38,13 +38,14 @@ reproduction: setup
 
 # The reference checkpoints: copies of the reproduction's runs (`srtbench reproduce table4 table3 --scale cpu`),
 # each evaluated on the first 500 test images with PGD-40 at ε 0.1; tests/test_reproduction.py re-evaluates them
-# against models/reference.csv. SRT+ (srt-plus:fmnist-compound-cpu/srt-compound) joins once figure7 has run.
+# against models/reference.csv; models/readme_table.py prints models/README.md's table.
 REFERENCE := standard:fmnist-pixel-cpu/standard at:fmnist-pixel-cpu/at srt-pixel:fmnist-pixel-cpu/srt-lam1 \
-             srt-spatial:fmnist-spatial-cpu/srt-lam0.2
+             srt-spatial:fmnist-spatial-cpu/srt-lam0.2 srt-plus:fmnist-compound-cpu/srt-compound
 models: setup
 	for pair in $(REFERENCE); do cp runs/$${pair#*:}.pt models/fmnist-$${pair%%:*}.pt; done
 	$(BIN)/srtbench evaluate $(foreach pair,$(REFERENCE),models/fmnist-$(firstword $(subst :, ,$(pair))).pt) \
 	  --attacks 'pgd[epsilon=0.1,step_size=0.005]' --n 500 --force --out models/reference.csv
+	$(BIN)/python models/readme_table.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

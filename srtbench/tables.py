@@ -189,6 +189,17 @@ def _columns(layout: Layout, df: pd.DataFrame) -> list[Column]:
     return cols
 
 
+def distinguish_models(df: pd.DataFrame) -> pd.DataFrame:
+    """Different checkpoints that share a label (Figure 2's SRT at several |D_U|, all "SRT (λ = 0.2)") get
+    their file's stem after the label, so each is its own row; one checkpoint stays one row."""
+    df = df.copy()
+    sha = df["checkpoint_sha256"].astype("string").fillna("").str.strip()
+    for (_, _), g in df[sha != ""].groupby(["label", "dataset"], sort=False):
+        if g["checkpoint_sha256"].nunique() > 1:
+            df.loc[g.index, "label"] = [f"{lb} ({Path(str(c)).stem})" for lb, c in zip(g["label"], g["checkpoint"])]
+    return df
+
+
 def check_conflicts(df: pd.DataFrame) -> None:
     """Two rows for the same label/dataset/attack/fraction with different numbers: name both files."""
     for (label, dataset, attack, fraction), g in df.groupby(["label", "dataset", "attack", "fraction"], sort=False):
@@ -346,6 +357,7 @@ def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFra
     if df.empty:
         wanted = ", ".join(layout.attacks) if layout.attacks else "any attack"
         raise SrtbenchError(f"no results for layout {layout.name} (it needs {wanted} at fraction 1.0)")
+    df = distinguish_models(df)
     check_conflicts(df)
     columns = _columns(layout, df)
     if any(c.kind == "worst" for c in columns) and not df["per_example"].map(

@@ -38,6 +38,7 @@ from srtbench.runtime import (
     atomic_write_text,
     command_line,
     device_label,
+    exact_fp32,
     resolve_device,
     set_deterministic,
 )
@@ -69,7 +70,7 @@ class TrainConfig:
     check_every: int = field(1, "held-out check every this many epochs (and always after the last)")
     seed: int = field(0, "seed of initialization, batch order and the inner maximizers' randomness")
     device: str = field("auto", "where to train", choices=DEVICES)
-    amp: bool = field(True, "bf16 autocast on CUDA (always off on CPU)")
+    amp: bool = field(True, "bf16 autocast on CUDA (always off on CPU); --no-amp is exact fp32, TF32 off too")
     channels_last: bool = field(True, "channels_last memory format on CUDA (always off on CPU)")
 
     def __post_init__(self):
@@ -365,6 +366,8 @@ def train(
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = create_model(cfg.model, spec.shape, spec.num_classes, spec.mean, spec.std).to(device)
     cuda = device.type == "cuda"
+    if not cfg.amp:
+        exact_fp32(device)
     if cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

@@ -109,6 +109,16 @@ def test_conflicting_duplicates_are_one_error_naming_both_files(tmp_path):
     assert run("table", str(a), str(same)).exit_code == 0  # identical duplicates are fine
 
 
+def test_different_checkpoints_sharing_a_label_are_separate_rows(tmp_path):
+    rows = [{"label": "SRT (λ = 0.2)", "attack": "gridadv", "clean_acc": 80.0, "robust_acc": acc,
+             "checkpoint": f"runs/srt-u{n}.pt", "checkpoint_sha256": f"{n:064d}"} for n, acc in ((0, 14.5), (1, 22.9))]
+    rows.append(dict(rows[0], robust_acc=14.5))  # the same checkpoint twice, same numbers: still one row
+    table = tables.build(results.collect([write_rows(tmp_path / "r.csv", rows)]))
+    assert table.cell("fashion-mnist", "SRT (λ = 0.2) (srt-u0)", "GridAdv").value == 14.5
+    assert table.cell("fashion-mnist", "SRT (λ = 0.2) (srt-u1)", "GridAdv").value == 22.9
+    assert len(table.groups[0].rows) == 2
+
+
 def test_lambda_spelling_does_not_split_rows(tmp_path):
     df = results.collect([write_rows(tmp_path / "r.csv", [
         {"label": "RT (λ = 0.2)", "attack": "randadv", "clean_acc": 85.0, "robust_acc": 60.0}])])
