@@ -29,7 +29,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def device_label(device: torch.device) -> str:
-    """The device as provenance records it: 'cpu', or 'cuda:0 (NVIDIA H200)' so a timing names its card."""
+    """The device as provenance records it: 'cpu', or 'cuda (NVIDIA H200)' so a timing names its card."""
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
@@ -52,9 +52,9 @@ def set_deterministic(device: torch.device) -> None:
 
 
 def exact_fp32(device: torch.device) -> None:
-    """Attacks and their checks in true fp32 on CUDA: cuDNN convolutions default to TF32 (10-bit mantissa),
-    whose ~1e-3 logit noise between batch sizes the determinism check flags and which flips an example an
-    attack left on the boundary (seen on an H200: 1 of 1,000 predictions changed on re-classification)."""
+    """True fp32 on CUDA (every evaluation; training with --no-amp): cuDNN convolutions default to TF32
+    (10-bit mantissa), whose ~1e-3 logit noise between batch sizes the determinism check flags and which
+    flips an example an attack left on the boundary (seen on an H200: 1 of 1,000 predictions changed)."""
     if device.type == "cuda":
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
