@@ -32,7 +32,7 @@ bench: setup
 	$(BIN)/python benchmarks/attacks.py
 
 # The whole cpu-scale reproduction of REPRODUCTION.md (hours on 2 cores; each recipe resumes where it stopped).
-EXPERIMENTS := table4 table3 figure7 table6 table5 figure3 table9 table8 figure2 figure1
+EXPERIMENTS := table4 table3 figure7 table6 table5 figure3 table9 table8 figure2 figure1 table2 table1
 reproduction: setup
 	for e in $(EXPERIMENTS); do $(BIN)/srtbench reproduce $$e --scale cpu || exit 1; done
 
