@@ -3,7 +3,6 @@ import torch
 
 from srtbench import results
 
-DEVICE = {"cpu": "2-core CPU", "cuda (NVIDIA H200)": "H200, shared by 12 jobs"}
 df = results.read("models/reference.csv")
 print("| file | defense | threat trained against | clean % | PGD-40 ε 0.1 % (95% CI) | SGD steps | trained on "
       "| train time |")
@@ -17,5 +16,5 @@ for r in df.itertuples():
     kind = "none" if r.defense == "standard" else threat["threat"]
     print(f"| `{r.checkpoint}` | {r.label} | {where[kind]} | {float(r.clean_acc):.1f} | "
           f"{float(r.robust_acc):.1f} ({float(r.robust_ci_low):.1f}–{float(r.robust_ci_high):.1f}) | "
-          f"{meta['train']['total_steps']:,} | {DEVICE.get(meta['device'], meta['device'])} | "
+          f"{meta['train']['total_steps']:,} | {meta['device']} | "
           f"{meta['train_time_s'] / 60:.1f} min |")

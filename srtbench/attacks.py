@@ -516,6 +516,15 @@ def _convert(text: str, default: Any, key: str, name: str) -> Any:
     return text
 
 
+# the neighborhood each threat group probes (the worst case is taken per group, robustness is trained per neighborhood)
+THREAT_NEIGHBORHOOD = {"linf": "pixel", "l2": "pixel", "l0": "pixel", "spatial": "spatial", "compound": "compound"}
+
+
+def neighborhood(name: str) -> str:
+    """The neighborhood attack `name` probes: pixel, spatial or compound."""
+    return THREAT_NEIGHBORHOOD[ATTACKS.meta(name)["info"].threat]
+
+
 def parse(spec: str, dataset: str) -> tuple[str, dict[str, Any]]:
     """(name, every setting) of `name[k=v,...]`: the dataset's defaults with the overrides applied."""
     m = SPEC.match(spec)

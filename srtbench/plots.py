@@ -122,18 +122,14 @@ def n_unlabeled(row: pd.Series) -> int:
     return TRAIN_SIZES.get(data.get("dataset", row["dataset"]), 0) - int(data.get("n_labeled", 0))
 
 
-# the neighborhood a threat group of attacks probes (the `threat` of each attack's registry entry)
-ATTACK_NEIGHBORHOOD = {"linf": "pixel", "l2": "pixel", "l0": "pixel", "spatial": "spatial", "compound": "compound"}
-
-
 def probes_own_neighborhood(train_threat: Any, attack: str) -> bool:
     """Whether `attack` tests the neighborhood a model was trained against (Figure 2: the pixel-wise sweep
     under PGD, the spatial one under GridAdv); a model trained against none (standard) fits every attack."""
-    from srtbench.attacks import ATTACKS
+    from srtbench.attacks import ATTACKS, THREAT_NEIGHBORHOOD, neighborhood
 
-    if attack not in ATTACKS or str(train_threat) not in ATTACK_NEIGHBORHOOD.values():
+    if attack not in ATTACKS or str(train_threat) not in THREAT_NEIGHBORHOOD.values():
         return True
-    return ATTACK_NEIGHBORHOOD.get(ATTACKS.meta(attack)["info"].threat) == str(train_threat)
+    return neighborhood(attack) == str(train_threat)
 
 
 @PLOTS.register("unlabeled", figures="2")

@@ -354,9 +354,10 @@ def _figure1(plan: Plan) -> None:
 
 @recipe("figure2", "Figure 2: SRT's robust accuracy against the number of unlabeled examples")
 def _figure2(plan: Plan) -> None:
+    scenarios = (("pixel", "at", 1.0, "pgd"), ("spatial", "worst-of-k", 0.2, "gridadv"))
     for dataset, sweep in UNLABELED_SWEEP[plan.scale.name].items():
         prefix = "cifar10" if dataset == "cifar10" else "mnist"
-        for scenario, defense, lam, attack in (("pixel", "at", 1.0, "pgd"), ("spatial", "worst-of-k", 0.2, "gridadv")):
+        for scenario, defense, lam, attack in scenarios:
             preset = plan.scale.preset(f"{prefix}-{scenario}")
             for n in sweep:
                 n = None if n == N_UNLABELED[plan.scale.name] else n  # shared with the tables' run
@@ -365,7 +366,7 @@ def _figure2(plan: Plan) -> None:
             # all 60,000 MNIST / 50,000 CIFAR-10 training images at the paper's scale)
             every = ("--n-labeled", str(N_LABELED[plan.scale.name] + max(sweep)))
             plan.evaluate(plan.train(defense, preset, n_unlabeled=0, extra=every, tag="-all-labeled"), (attack,))
-    plan.plot("unlabeled", "--attacks", "pgd,gridadv")
+    plan.plot("unlabeled", "--attacks", ",".join(attack for *_, attack in scenarios))
 
 
 @recipe("figure7", "Figure 7: compound defenses AT+, SRT+, AT(avg), AT(max) against PGD+ and GridAdv+")

@@ -208,3 +208,13 @@ def test_pointwise_leaves_examples_without_an_adversarial_start_unbroken():
     assert broken[:3].all() and not broken[3:].any()
     assert torch.equal(out.x_adv[3:], x[3:]) and torch.isinf(out.distance[3:]).all()
     assert torch.isfinite(out.distance[:3]).all()
+
+
+def test_every_attack_probes_a_neighborhood():
+    """Figure 2 pairs each run with the attacks of its own neighborhood: every registered attack needs one."""
+    from srtbench.attacks import ATTACKS, neighborhood
+
+    found = {name: neighborhood(name) for name in ATTACKS.names()}
+    assert found["pgd"] == found["cw"] == found["pointwise"] == "pixel"
+    assert found["gridadv"] == found["randadv.r"] == "spatial" and found["pgd+"] == "compound"
+    assert set(found.values()) == {"pixel", "spatial", "compound"}
