@@ -1,3 +1,3 @@
 """srtbench: adversarial-robustness benchmarking around Semi-supervised Robust Training (SRT)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

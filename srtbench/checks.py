@@ -56,16 +56,6 @@ def reclassified(adv_pred: torch.Tensor, again: torch.Tensor) -> Flag:
                  "the model is batch-dependent or non-deterministic; fix it before trusting any number")
 
 
-def lemma1(clean_pred: torch.Tensor, adv_pred: torch.Tensor, label: torch.Tensor) -> Flag:
-    """Per example, R_adv = R_stand + (1 - R_stand)·R_rob (Lemma 1, Eq. (5))."""
-    stand = (clean_pred != label).float()
-    adv = ((clean_pred != label) | (adv_pred != label)).float()
-    rob = (adv_pred != clean_pred).float()
-    bad = int((adv != stand + (1 - stand) * rob).sum())
-    return _flag(bad == 0, f"identity fails on {bad} of {len(label)} examples",
-                 "per-example bookkeeping is inconsistent: the attack was not run against C(x)")
-
-
 def monotone_budget(accs: dict[float, float], n: int) -> Flag:
     """Robust accuracy does not rise with the budget fraction (up to one example of noise)."""
     fr = sorted(accs)

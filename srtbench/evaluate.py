@@ -4,7 +4,8 @@
 CSV row per (checkpoint, attack, fraction) with `results.append` and the per-example outcomes beside it
 with `results.write_per_example`.  Attacks are aimed at the clean prediction C(x), so one run measures
 the risks of Definition 2 per example: R_stand = I{C(x) ≠ y}, R_adv = max over N(x) of I{C(x') ≠ y}
-(x ∈ N(x), so a misclassified x counts), R_rob = I{C(x') ≠ C(x)}; Lemma 1 is checked on them.
+(x ∈ N(x), so a misclassified x counts), R_rob = I{C(x') ≠ C(x)}; they obey Lemma 1 by construction, so
+they are reported as numbers, not checked.
 The worst case over attacks is taken per example ("not min of means"), within each threat group.
 """
 
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import json
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,8 +31,9 @@ from srtbench import __version__, checks, results
 from srtbench.attacks import ATTACKS, Attack, AttackOutput, build, split_specs
 from srtbench.checkpoint import load as load_checkpoint
 from srtbench.config import field, require
-from srtbench.errors import SrtbenchError
+from srtbench.errors import SrtbenchError, describe
 from srtbench.maximizers import eval_mode
+from srtbench.neighborhoods import ExampleRNG
 from srtbench.progress import progress_bar
 from srtbench.runtime import DEVICES, command_line, device_label, exact_fp32, git_commit, resolve_device
 
@@ -76,6 +81,7 @@ class Target:
     defense_params: dict
     train_threat: str
     model_name: str
+    trained: dict | None = None  # the threat config it was trained against (its budgets become the attacks')
 
 
 def sha256(path: str | Path) -> str:
@@ -94,23 +100,21 @@ def load_target(path: str, cfg: EvalConfig) -> Target:
     if cfg.dataset is not None and meta["dataset"] != cfg.dataset:
         raise SrtbenchError(f"{path}: checkpoint is for {meta['dataset']}, not {cfg.dataset}")
     threat = meta.get("threat")
+    trained = dict(threat) if isinstance(threat, dict) else None
     train_threat = threat.get("threat", "unknown") if isinstance(threat, dict) else str(threat or "unknown")
-    if meta.get("defense") == "standard":
-        train_threat = "none"
+    if meta.get("defense") == "standard":  # trained against no neighborhood: the dataset's budgets apply
+        train_threat, trained = "none", None
     label = str(meta.get("label") or Path(path).stem)
     return Target(ckpt.build_model(), str(path), sha256(path), meta["dataset"], label,
                   str(meta.get("defense") or "unknown"), dict(meta.get("defense_params") or {}), train_threat,
-                  str(meta["model"]))
+                  str(meta["model"]), trained)
 
 
 def _foreign_target(path: str, cfg: EvalConfig) -> Target:
     """`--model module:function` (RobustBench style): function() builds the model, CKPT holds its weights."""
     require(cfg.dataset is not None, "--model needs --dataset (a foreign checkpoint does not name its dataset)")
     module_name, fn_name = cfg.model.split(":", 1)
-    try:
-        builder = getattr(importlib.import_module(module_name), fn_name)
-    except (ImportError, AttributeError) as err:
-        raise SrtbenchError(f"--model {cfg.model}: cannot import ({type(err).__name__}: {err})") from None
+    builder = _import_builder(module_name, fn_name, cfg.model)
     if not Path(path).is_file():
         raise SrtbenchError(f"{path}: no such state dict file")
     try:
@@ -119,12 +123,93 @@ def _foreign_target(path: str, cfg: EvalConfig) -> Target:
         raise SrtbenchError(f"{path}: not a loadable state dict ({type(err).__name__})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    model = builder()
+    try:
+        model = builder()
+    except Exception as err:  # noqa: BLE001 - the user's code may raise anything
+        raise SrtbenchError(f"--model {cfg.model}: {fn_name}() raised {describe(err, 160)}") from None
+    if not isinstance(model, nn.Module):
+        raise SrtbenchError(f"--model {cfg.model}: {fn_name}() returned {type(model).__name__}, not a torch.nn.Module")
     try:
         model.load_state_dict(state)
-    except (RuntimeError, TypeError) as err:
-        raise SrtbenchError(f"{path}: weights do not fit {cfg.model} ({str(err).splitlines()[0][:160]})") from None
+    except Exception as err:  # noqa: BLE001 - wrong keys, shapes or a non-dict all mean the same
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and "Error(s) in loading" not in ln]
+        raise SrtbenchError(f"{path}: weights do not fit {cfg.model} ({(lines or [type(err).__name__])[0][:160]})") \
+            from None
     return Target(model, str(path), sha256(path), cfg.dataset, Path(path).stem, "unknown", {}, "unknown", cfg.model)
+
+
+def _import_builder(module_name: str, fn_name: str, spec: str):
+    """The builder named by `--model module:function`; a module in the current folder counts, as under `python -m`
+    (the `srtbench` script's sys.path lacks the current folder)."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        builder = getattr(importlib.import_module(module_name), fn_name)
+    except Exception as err:  # noqa: BLE001 - importing user code may raise anything (SyntaxError included)
+        raise SrtbenchError(f"--model {spec}: cannot import ({describe(err, 160)})") from None
+    if not callable(builder):
+        raise SrtbenchError(f"--model {spec}: {fn_name} is not callable ({type(builder).__name__})")
+    try:
+        params = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: calling them will tell
+        params = []
+    needed = [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if needed:
+        raise SrtbenchError(f"--model {spec}: {fn_name}() must build the model without arguments; it needs "
+                            f"{', '.join(needed)} (wrap it in a function that takes none)")
+    return builder
+
+
+def check_model(target: Target, x: torch.Tensor, num_classes: int, batch_size: int, device: torch.device) -> None:
+    """Before any attack: finite weights, and one finite logit per class for every clean image.
+
+    A model that answers with another number of classes, or with NaN, would otherwise be scored 0% robust
+    with every flag passing."""
+    model = target.model.to(device)
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    bad = [name for name, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise SrtbenchError(f"{target.path}: the weights hold NaN or infinite values ({', '.join(bad[:3])}"
+                            f"{', ...' if len(bad) > 3 else ''}); the file is damaged or its training diverged")
+    finite = []
+    with eval_mode(model), torch.no_grad():
+        for lo in range(0, len(x), batch_size):
+            xb = x[lo:lo + batch_size]
+            try:
+                out = model(xb.to(device))
+            except Exception as err:  # noqa: BLE001 - the user's model may raise anything
+                raise SrtbenchError(f"{target.path}: the model fails on a batch of {len(xb)} {target.dataset} images "
+                                    f"({describe(err, 160)}); it must take images of shape "
+                                    f"{tuple(xb.shape[1:])} in [0, 1]") from None
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(xb), num_classes):
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise SrtbenchError(f"{target.path}: the model outputs shape {got} on a batch of {len(xb)} "
+                                    f"{target.dataset} images; expected ({len(xb)}, {num_classes}), one logit per "
+                                    "class")
+            finite.append(torch.isfinite(out).all(1).cpu())
+    finite = torch.cat(finite)
+    if not finite.all():
+        raise SrtbenchError(f"{target.path}: the model outputs NaN or infinite logits on {int((~finite).sum())} of "
+                            f"{len(x)} clean {target.dataset} images although its weights are finite")
+
+
+def check_out(out: str) -> None:
+    """`--out` must be a file that can be written, checked before any work: not a folder, not under a file."""
+    path = Path(out)
+    if path.is_dir():
+        raise SrtbenchError(f"--out {out} is a folder; name a CSV file (e.g. {path / 'eval.csv'})")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise SrtbenchError(f"--out {out}: no permission to write this file")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SrtbenchError(f"--out {out}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SrtbenchError(f"--out {out}: no permission to write in {folder}")
+    side = path.parent / f"{path.stem}.examples"
+    if side.exists() and not side.is_dir():
+        raise SrtbenchError(f"--out {out}: {side} (where per-example outcomes go) is a file, not a folder")
 
 
 # ---------------------------------------------------------------- running attacks in batches
@@ -135,9 +220,10 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.de
         return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
 
 
-def batch_generator(seed: int, start: int) -> torch.Generator:
-    """Random draws depend on (seed, first example of the batch) only, not on the order of attacks."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + start)
+def example_rng(seed: int, start: int, count: int) -> ExampleRNG:
+    """Random draws depend on (seed, each example's index) only: not on the batch size, the sharding or the
+    order of attacks (library attacks that draw from one generator per batch are marked `batch_dependent`)."""
+    return ExampleRNG(seed, range(start, start + count))
 
 
 def world() -> tuple[int, int]:
@@ -166,7 +252,7 @@ def run_attack(model, attack: Attack, x, target, batch_size, device, seed, progr
     """The attack over all examples, batch by batch; outputs gathered on the CPU.
 
     Under torchrun, rank r takes batches r, r + world, ...; every rank then holds all outputs.  Random
-    draws depend only on the batch, so the result equals a single process's.
+    draws depend only on the example, so the result equals a single process's at any batch size.
     """
     rank, size = world()
     parts: dict[int, AttackOutput] = {}
@@ -175,7 +261,7 @@ def run_attack(model, attack: Attack, x, target, batch_size, device, seed, progr
         if i % size != rank:
             continue
         xb, tb = x[lo:lo + batch_size].to(device), target[lo:lo + batch_size].to(device)
-        parts[lo] = attack(model, xb, tb, batch_generator(seed, lo)).to("cpu")
+        parts[lo] = attack(model, xb, tb, example_rng(seed, lo, len(xb))).to("cpu")
         done += len(xb) * size  # rank 0 reports for all ranks, which move in step
         if progress is not None:
             progress.update(task, completed=min(len(x), done))
@@ -295,14 +381,15 @@ class CheckpointEvaluation:
         return self.cache[attack.run_key]
 
     def run(self, spec: str, fraction: float) -> Run:
-        atk = build(spec, self.t.dataset, fraction)
+        atk = self._build(spec, fraction)
         key_row = self._row_base(atk, fraction)
         side = self._side_path(atk.name, atk.params, fraction)
         if not self.cfg.force and results.key(key_row) in self.existing:
             try:
                 ex = Examples.from_dict(results.read_per_example(self.out.parent / side))
                 row = next(r for r in self.existing_rows() if results.key(r) == results.key(key_row))
-                row = {**row, "flags": json.loads(row["flags"] or "{}"), "budget": json.loads(row["budget"] or "{}")}
+                row = {**row, **{c: json.loads(row[c]) if isinstance(row[c], str) and row[c] else {}
+                                 for c in ("flags", "budget", "budget_source")}}
                 return Run(row, ex, atk.name, atk.threat, fraction)
             except (SrtbenchError, StopIteration):
                 pass  # a row without its side file is recomputed
@@ -312,8 +399,7 @@ class CheckpointEvaluation:
         again = predict(self.t.model, out.x_adv, max(1, self.cfg.batch_size // 2 + 1), self.device)
         ex = Examples(self.index, self.y, self.clean_pred, adv_pred, out.distance)
         flags = {**self.common_flags, "in_neighborhood": checks.in_neighborhood(out.inside),
-                 "reclassified": checks.reclassified(adv_pred, again),
-                 "lemma1": checks.lemma1(ex.clean_pred, ex.adv_pred, ex.label)}
+                 "reclassified": checks.reclassified(adv_pred, again)}
         if self.cfg.sanity:
             flags["zero_budget"] = self._zero_budget(spec, atk)
         row = {**key_row, **self._outcome(ex, atk), "flags": flags, "per_example": side, "wall_time_s": round(wall, 3)}
@@ -321,6 +407,13 @@ class CheckpointEvaluation:
             results.write_per_example(self.out.parent / side, ex.as_dict())
             results.append(self.out, [row], replace=self.cfg.force)
         return Run(row, ex, atk.name, atk.threat, fraction)
+
+    def _build(self, spec: str, fraction: float) -> Attack:
+        """The attack at this checkpoint's budgets; an attack that draws per batch records the batch size."""
+        atk = build(spec, self.t.dataset, fraction, self.t.trained)
+        if atk.batch_dependent:
+            atk.params["batch_size"] = self.cfg.batch_size
+        return atk
 
     def existing_rows(self) -> list[dict]:
         if not hasattr(self, "_existing_rows"):
@@ -331,7 +424,7 @@ class CheckpointEvaluation:
     def _zero_budget(self, spec: str, atk: Attack) -> dict:
         if atk.run_key in self.zero_flags:
             return self.zero_flags[atk.run_key]
-        zero = build(spec, self.t.dataset, 0.0)
+        zero = self._build(spec, 0.0)
         if zero.minimum_norm:  # the unbounded run is cached; only the threshold changes
             x, label, out = self.x, self.y, zero.at_budget(self._outputs(zero, "")[0], self.x)
             clean = self.clean_pred
@@ -348,7 +441,8 @@ class CheckpointEvaluation:
         return {"checkpoint": t.path, "checkpoint_sha256": t.sha256, "label": t.label, "defense": t.defense,
                 "defense_params": t.defense_params, "train_threat": t.train_threat, "model": t.model_name,
                 "dataset": t.dataset, "split": "test", "attack": atk.name, "attack_params": results.dumps(atk.params),
-                "fraction": float(fraction), "budget": atk.budget, "n": c.n, "seed": c.seed}
+                "fraction": float(fraction), "budget": atk.budget, "budget_source": atk.budget_source, "n": c.n,
+                "seed": c.seed}
 
     def _outcome(self, ex: Examples, atk: Attack) -> dict[str, Any]:
         robust = int(ex.adv_correct.sum())
@@ -369,7 +463,7 @@ class CheckpointEvaluation:
 ORDER = (("pgd", "fgsm"), ("autoattack", "pgd"), ("gridadv", "randadv"), ("gridadv.t", "randadv.t"),
          ("gridadv.r", "randadv.r"))
 COMPOUND = (("pgd+", "pgd"), ("gridadv+", "gridadv"))
-WHITE_BOX = ("fgsm", "pgd", "mifgsm", "autoattack")
+WHITE_BOX = ("fgsm", "pgd", "mifgsm", "cw", "autoattack")
 
 
 def cross_flags(ev: CheckpointEvaluation) -> None:
@@ -439,28 +533,36 @@ class Summary:
     target: Target
     clean_acc: float
     runs: list[Run]
-    worst: dict[tuple[str, float], dict[str, Any]]  # (threat, fraction) -> risks, attacks, lemma1 flag
+    worst: dict[tuple[str, float], dict[str, Any]]  # (threat, fraction) -> risks of Definition 2, attacks
 
 
 def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
     from srtbench import data
 
+    check_out(cfg.out)
     specs = split_specs(cfg.attacks)
     targets = [load_target(p, cfg) for p in paths]
     for target in targets:  # every spec must build before the first attack runs
         for spec in specs:
             for fraction in cfg.fractions:
-                build(spec, target.dataset, fraction)
+                build(spec, target.dataset, fraction, target.trained)
     init_distributed(cfg.device)
     device = resolve_device(cfg.device)
     if device.type == "cuda" and world()[1] > 1:
         device = torch.device("cuda", torch.cuda.current_device())
     exact_fp32(device)
+    tests: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for target in targets:  # every model must answer its clean test images sanely before the first attack runs
+        if target.dataset not in tests:
+            test = data.load(target.dataset, False, cfg.data_dir)
+            require(cfg.n <= len(test), f"--n {cfg.n} exceeds the {len(test)} test examples of {target.dataset}")
+            tests[target.dataset] = test.batch(torch.arange(cfg.n))
+        check_model(target, tests[target.dataset][0], data.DATASETS.get(target.dataset).num_classes, cfg.batch_size,
+                    device)
+        target.model.cpu()  # one model on the device at a time
     summaries = []
     for target in targets:
-        test = data.load(target.dataset, False, cfg.data_dir)
-        require(cfg.n <= len(test), f"--n {cfg.n} exceeds the {len(test)} test examples of {target.dataset}")
-        x, y = test.batch(torch.arange(cfg.n))
+        x, y = tests[target.dataset]
         target.model.to(device).eval()
         existing = set() if cfg.force else results.existing_keys(cfg.out)
         with progress_bar(disable=world()[0] != 0) as progress:
@@ -484,8 +586,7 @@ def _worst(runs: list[Run]) -> dict[tuple[str, float], dict[str, Any]]:
     out = {}
     for key, group in groups.items():
         ex = worst_case([r.examples for r in group])
-        out[key] = {**risks(ex), "robust_acc": accuracy(ex.adv_correct), "attacks": [r.attack for r in group],
-                    "lemma1": checks.lemma1(ex.clean_pred, ex.adv_pred, ex.label)}
+        out[key] = {**risks(ex), "robust_acc": accuracy(ex.adv_correct), "attacks": [r.attack for r in group]}
     return out
 
 

@@ -23,7 +23,17 @@ from torch import nn
 
 from srtbench.config import require
 from srtbench.errors import SrtbenchError
-from srtbench.neighborhoods import Compound, Neighborhood, Params, Spatial, assign, detach, index
+from srtbench.neighborhoods import (
+    Compound,
+    Neighborhood,
+    Params,
+    Spatial,
+    assign,
+    detach,
+    index,
+    randn,
+    subset,
+)
 from srtbench.registry import Registry
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -41,6 +51,13 @@ SEARCH_BATCH = 1024
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, target, reduction="none")
+
+
+def cw_margin(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Carlini & Wagner's margin, untargeted: max_{i ≠ t} z_i − z_t (> 0 iff the prediction left t)."""
+    true = logits.gather(1, target[:, None]).squeeze(1)
+    others = logits.masked_fill(F.one_hot(target, logits.shape[1]).bool(), -float("inf"))
+    return others.amax(1) - true
 
 
 def kl_to_clean(logits: torch.Tensor, clean_probs: torch.Tensor) -> torch.Tensor:
@@ -162,7 +179,7 @@ def fgsm_rs(epsilon: float, alpha_factor: float = 1.25) -> PGD:
 def _add_noise(theta: Params, sigma: float, gen) -> Params:
     if isinstance(theta, tuple):
         return tuple(_add_noise(t, sigma, gen) for t in theta)
-    return theta + sigma * torch.randn(theta.shape, generator=gen).to(theta.device)
+    return theta + sigma * randn(theta.shape, gen).to(theta.device)
 
 
 def _requires_grad(theta: Params) -> Params:
@@ -273,7 +290,7 @@ class Sequential:
             theta = part.identity(cur)
             rows = active.nonzero().squeeze(1)
             if len(rows):
-                theta = assign(theta, rows, stage(model, part, cur[rows], target[rows], loss, done, gen))
+                theta = assign(theta, rows, stage(model, part, cur[rows], target[rows], loss, done, subset(gen, rows)))
             thetas.append(theta)
             cur = part.apply(cur, theta).detach()
             if done is not None and len(rows):

@@ -54,8 +54,51 @@ def repeat(theta: Params, times: int) -> Params:
     return theta.repeat_interleave(times, dim=0)
 
 
-def _uniform(shape, low, high, gen: torch.Generator | None, device) -> torch.Tensor:
-    u = torch.rand(shape, generator=gen)
+class ExampleRNG:
+    """One generator per example, seeded by (seed, the example's index in its dataset), so that an
+    evaluation's random draws do not depend on the batch size or on sharding.  Draws through `rand` and
+    `randn` take row i from generator i; `rng[rows]` follows a subset of the examples."""
+
+    def __init__(self, seed: int, index, generators: list | None = None):
+        self.seed = seed
+        self.generators = generators if generators is not None else [
+            torch.Generator().manual_seed(seed * 1_000_003 + int(i)) for i in index]
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def __getitem__(self, rows: torch.Tensor) -> ExampleRNG:
+        rows = rows.nonzero().squeeze(1) if rows.dtype == torch.bool else rows
+        return ExampleRNG(self.seed, (), [self.generators[int(r)] for r in rows.tolist()])
+
+
+RNG = torch.Generator | ExampleRNG | None
+
+
+def _per_example(draw, shape, gen: ExampleRNG) -> torch.Tensor:
+    if shape[0] != len(gen):
+        raise ValueError(f"{len(gen)} per-example generators for a draw of {shape[0]} rows")
+    return torch.stack([draw(tuple(shape[1:]), generator=g) for g in gen.generators]) if len(gen) else \
+        draw(tuple(shape))
+
+
+def rand(shape, gen: RNG = None) -> torch.Tensor:
+    """Uniform [0, 1) draws on the CPU; with an ExampleRNG, row i comes from example i's generator."""
+    return _per_example(torch.rand, shape, gen) if isinstance(gen, ExampleRNG) else torch.rand(shape, generator=gen)
+
+
+def randn(shape, gen: RNG = None) -> torch.Tensor:
+    """Standard normal draws on the CPU, per example like `rand`."""
+    return _per_example(torch.randn, shape, gen) if isinstance(gen, ExampleRNG) else torch.randn(shape, generator=gen)
+
+
+def subset(gen: RNG, rows: torch.Tensor) -> RNG:
+    """The generator for `x[rows]`: per-example generators follow their rows, a shared one is shared."""
+    return gen[rows] if isinstance(gen, ExampleRNG) else gen
+
+
+def _uniform(shape, low, high, gen: RNG, device) -> torch.Tensor:
+    u = rand(shape, gen)
     return (low + (high - low) * u).to(device)
 
 
@@ -121,9 +164,9 @@ class PixelBall(Neighborhood):
             delta = _uniform(x.shape, -self.epsilon, self.epsilon, gen, x.device)
         else:  # uniform in the ℓ2 ball: Gaussian direction, radius ε·U^(1/d)
             d = x[0].numel()
-            direction = torch.randn(x.shape, generator=gen).flatten(1)
+            direction = randn(x.shape, gen).flatten(1)
             direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            radius = self.epsilon * torch.rand(len(x), 1, generator=gen) ** (1.0 / d)
+            radius = self.epsilon * rand((len(x), 1), gen) ** (1.0 / d)
             delta = (direction * radius).view_as(x).to(x.device)
         return self.project(delta, x)
 

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from srtbench.errors import SrtbenchError  # noqa: E402
 from srtbench.registry import Registry  # noqa: E402
 from srtbench.runtime import atomic_path  # noqa: E402
-from srtbench.tables import ATTACK_HEADERS, DATASET_NAMES, checkpoint_meta  # noqa: E402
+from srtbench.tables import ATTACK_HEADERS, DATASET_NAMES, check_conflicts, checkpoint_meta, distinguish_models  # noqa: E402
 
 PLOTS: Registry = Registry("plot")
 FORMATS = ("png", "pdf")
@@ -74,6 +74,8 @@ def budget(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | No
         df = df[df["attack"].isin(attacks)]
     if df.empty:
         raise SrtbenchError(f"no results for attacks {', '.join(attacks or [])}")
+    df = distinguish_models(df)  # one curve per model, named as the tables name it
+    check_conflicts(df)
     panels = sorted({(str(d), str(a)) for d, a in zip(df["dataset"], df["attack"])},
                     key=lambda p: (list(DATASET_NAMES).index(p[0]) if p[0] in DATASET_NAMES else 99,
                                    list(ATTACK_HEADERS).index(p[1]) if p[1] in ATTACK_HEADERS else 99, p))

@@ -7,10 +7,13 @@ experiment on Fashion-MNIST with SmallCNN through the `fmnist-{pixel,spatial,com
 (the paper's 10,000 labeled + 50,000 unlabeled images, PGD-5 / worst-of-10, short schedules), every
 run 5 epochs as the paper counts them (400 SGD steps on D_L; 2,400 for the defenses whose epochs cover
 D_L ∪ D_U), attacked at the presets' budget (ℓ∞ 0.1) on the first 1,000 test images (250 for
-the slow minimum-norm attacks and AutoAttack).  Results go to one CSV per checkpoint in the scale's
-folder (results/fmnist/: a checkpoint is attacked once for every experiment that shows it), each
-experiment's table and figures to FOLDER/EXPERIMENT/.  CIFAR-10 and MNIST settings both map to the
-one Fashion-MNIST preset of their threat, so a two-dataset table has one Fashion-MNIST group.  A step
+the slow minimum-norm attacks and AutoAttack).  Every evaluate command names its attacks' budgets and steps
+(`pgd[epsilon=0.031,steps=20,step_size=0.003]`): at `--scale paper` the settings of the table's appendix for
+its dataset (`PAPER_ATTACKS`), at `--scale cpu` Appendix C's for ε 0.1 (`CPU_ATTACKS`), so no number depends
+on the battery's defaults, which follow the attacked checkpoint's training budget.  Results go to one CSV per
+checkpoint in the scale's folder (results/fmnist/: a checkpoint is attacked once for every experiment that
+shows it), each experiment's table and figures to FOLDER/EXPERIMENT/.  CIFAR-10 and MNIST settings both map to
+the one Fashion-MNIST preset of their threat, so a two-dataset table has one Fashion-MNIST group.  A step
 whose output exists (evaluate: holds every row it would write, for the checkpoint as it is now) is
 skipped, so an interrupted recipe resumes where it stopped; tables and plots are always redrawn.
 """
@@ -28,8 +31,8 @@ from srtbench.errors import SrtbenchError
 from srtbench.registry import Registry
 
 SCALES = ("cpu", "paper")
-# minimum-norm searches and AutoAttack's cascade: minutes per hundred images on a CPU
-SLOW_ATTACKS = ("jsma", "cw", "pointwise", "ddn", "autoattack")
+# minimum-norm searches and AutoAttack's cascade: minutes per hundred images on a CPU (`cw`, the ℓ∞ C&W, costs a PGD)
+SLOW_ATTACKS = ("jsma", "cw-l2", "pointwise", "ddn", "autoattack")
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # Figures 1 and 7
 
 
@@ -85,22 +88,81 @@ class Scale:
     results: str = "results/paper-scale"  # one CSV per checkpoint, shared by every experiment; EXPERIMENT/ holds
     # each experiment's table and figures
     attack_settings: dict[str, str] = field(default_factory=dict)  # settings given to an attack named bare
+    # per (experiment, dataset): the settings of every attack that experiment evaluates there ("" = none: bare);
+    # where set, an attack or experiment missing from it is an error, never the battery's default
+    table_settings: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
-    def attack(self, spec: str) -> str:
-        """`pgd` -> `pgd[epsilon=0.1,...]` where this scale sets the budget; a spec with settings is kept."""
-        return spec if "[" in spec or spec not in self.attack_settings else f"{spec}[{self.attack_settings[spec]}]"
+    def attack(self, spec: str, experiment: str = "", dataset: str = "") -> str:
+        """`pgd` -> `pgd[epsilon=0.1,...]` with this scale's settings for the experiment's table on `dataset`; a spec
+        with settings is kept."""
+        if "[" in spec:
+            return spec
+        settings = self.attack_settings
+        if self.table_settings:
+            settings = self.table_settings.get((experiment, dataset), {})
+            if spec not in settings:
+                raise SrtbenchError(f"no {self.name}-scale settings for {spec} in {experiment} on {dataset}: add them"
+                                    " to the recipes' settings table")
+        return f"{spec}[{settings[spec]}]" if settings.get(spec) else spec
 
     def preset(self, setting: str) -> str:
         return self.presets[setting]
 
 
 # the Fashion-MNIST presets train at the ℓ∞ budget of Table 6 (ε 0.1), so the cpu scale attacks there: Appendix C's
-# FGSM and PGD-40 (step 0.005) for Table 6, the same budget for MI-FGSM, AutoAttack and the compound attacks; the
-# minimum-norm attacks keep the battery's MNIST settings (Table 4: ℓ2 2.0 for C&W and DDN, unbounded point-wise)
+# FGSM and PGD-40 (step 0.005) for Table 6, the same budget and steps for MI-FGSM, the ℓ∞ C&W, AutoAttack and the
+# compound attacks; the spatial attacks (the paper's 30°, 3 px), JSMA and the minimum-norm attacks keep the battery's
+# settings (bare)
 CPU_EPSILON = "epsilon=0.1"
-CPU_ATTACKS = {"fgsm": CPU_EPSILON, "pgd": f"{CPU_EPSILON},step_size=0.005", "mifgsm": f"{CPU_EPSILON},step_size=0.005",
-               "autoattack": CPU_EPSILON, "pgd+": f"{CPU_EPSILON},step_size=0.005",
-               "gridadv+": f"{CPU_EPSILON},step_size=0.005"}
+CPU_PGD = f"{CPU_EPSILON},steps=40,step_size=0.005"
+CPU_ATTACKS = {"fgsm": CPU_EPSILON, "pgd": CPU_PGD, "mifgsm": CPU_PGD, "cw": CPU_PGD, "autoattack": CPU_EPSILON,
+               "pgd+": CPU_PGD, "gridadv+": CPU_PGD}
+
+# ---------------------------------------------------------------- the paper's attack settings, table by table
+
+# Appendix B (Section 4.1, and through Appendix D the spatial Tables 3, 5, 8): rotations up to 30°, translations up
+# to 3 px; GridAdv over 31 rotations and 5 translations per direction.  The .t / .r variants attack one part, the
+# other held at 0.  RandAdv's number of draws k is not in the paper: the battery's.
+GRID = "rotations=31,translations=5"
+PAPER_SPATIAL = {"randadv": "rotation=30,translation=3", "gridadv": f"rotation=30,translation=3,{GRID}",
+                 "randadv.t": "rotation=0,translation=3", "gridadv.t": f"rotation=0,translation=3,{GRID}",
+                 "randadv.r": "rotation=30,translation=0", "gridadv.r": f"rotation=30,translation=0,{GRID}"}
+
+
+def paper_pixel(epsilon: str, steps: int, step_size: str) -> dict[str, str]:
+    """Appendix E (Tables 4, 9): FGSM at ε; PGD and MI-FGSM with `steps` of `step_size`; the ℓ∞ C&W (the paper's C&W
+    column, no settings given) at PGD's; AutoAttack (not in the paper) at PGD's ε; JSMA at advertorch's defaults θ 1,
+    γ 1 (the paper's attacks are "implemented based on Advertorch"); point-wise, DDN and the ℓ2 C&W have no settings
+    in the paper: the battery's.  The random start and MI-FGSM's decay are not in the paper: the battery's."""
+    pgd = f"epsilon={epsilon},steps={steps},step_size={step_size}"
+    return {"fgsm": f"epsilon={epsilon}", "pgd": pgd, "mifgsm": pgd, "cw": pgd, "jsma": "theta=1.0,gamma=1.0",
+            "pointwise": "", "ddn": "", "cw-l2": "", "autoattack": f"epsilon={epsilon}"}
+
+
+# Appendix E: CIFAR-10 "ε = 0.031 ..., the step size α = 0.007, and the iteration step is set to 10"; MNIST "PGD-40 and
+# MI-FGSM-40 with step size 0.01 and FGSM under perturbation size 0.3"
+TABLE4 = {"cifar10": paper_pixel("0.031", 10, "0.007"), "mnist": paper_pixel("0.3", 40, "0.01")}
+# Appendix F: "the maximum perturbation size is the same as the one used in previous experiments": Table 4's pixel-wise
+# settings with Appendix B's spatial ones
+COMPOUND_ATTACKS = {d: {a: f"{TABLE4[d]['pgd']},rotation=30,translation=3,{GRID}" for a in ("pgd+", "gridadv+")}
+                    for d in TABLE4}
+PAPER_ATTACKS: dict[tuple[str, str], dict[str, str]] = {
+    ("table1", "cifar10"): PAPER_SPATIAL,
+    # Appendix B: "PGD-20 with step size 0.003 and FGSM under perturbation size 0.031"
+    ("table2", "cifar10"): {"fgsm": "epsilon=0.031", "pgd": "epsilon=0.031,steps=20,step_size=0.003"},
+    ("table3", "cifar10"): PAPER_SPATIAL, ("table3", "mnist"): PAPER_SPATIAL,
+    ("table4", "cifar10"): TABLE4["cifar10"], ("table4", "mnist"): TABLE4["mnist"],
+    ("table5", "mnist"): PAPER_SPATIAL,
+    # Appendix C: "PGD-40 with step size 0.005 and FGSM under perturbation size 0.1"
+    ("table6", "mnist"): {"fgsm": "epsilon=0.1", "pgd": "epsilon=0.1,steps=40,step_size=0.005"},
+    # Appendix J (fast SRT): "Other settings are the same as those used in Section 4.2-4.3" (Tables 3 and 4)
+    ("table8", "cifar10"): PAPER_SPATIAL, ("table9", "cifar10"): TABLE4["cifar10"],
+    **{("figure1", d): {**TABLE4[d], **PAPER_SPATIAL, **COMPOUND_ATTACKS[d]} for d in TABLE4},
+    **{("figure7", d): COMPOUND_ATTACKS[d] for d in TABLE4},
+    # Section 4.5 (Figure 2) and Appendix J (Figure 9): "the same as those used in Section 4.2-4.3"
+    **{("figure2", d): {**TABLE4[d], **PAPER_SPATIAL} for d in TABLE4},
+    ("figure9", "cifar10"): {**TABLE4["cifar10"], **PAPER_SPATIAL},
+}
 
 LABELED_UNIT = 10_000  # the paper's |D_L|
 
@@ -111,7 +173,7 @@ SCALE_PRESETS = {
         "cifar10-pixel": "cifar10-pixel-table4", "mnist-pixel": "mnist-pixel-table4",
         "mnist-pixel-table6": "mnist-pixel-table6",
         "cifar10-fast-spatial": "cifar10-fast-table8", "cifar10-fast-pixel": "cifar10-fast-table9",
-    }, n=10_000, n_slow=10_000),
+    }, n=10_000, n_slow=10_000, table_settings=PAPER_ATTACKS),
     "cpu": Scale("cpu", {
         **{s: "fmnist-spatial-cpu" for s in ("cifar10-spatial-table1", "cifar10-spatial", "mnist-spatial",
                                               "cifar10-fast-spatial")},
@@ -128,6 +190,9 @@ SCALE_PRESETS = {
 # the compound experiments (Figures 1, 7): the paper gives no separate schedule, so its pixel-wise one is used
 COMPOUND = {"paper": {"cifar10-pixel": "cifar10-pixel-table4", "mnist-pixel": "mnist-pixel-table4"},
             "cpu": {"cifar10-pixel": "fmnist-compound-cpu", "mnist-pixel": "fmnist-compound-cpu"}}
+# SRT+'s λ at both scales: Appendix F gives none; 0.2 is SRT's spatial λ (Section 4.2), the smaller of its two, as
+# the srt defense takes for any non-pixel threat (the pixel-wise presets' λ = 1 would otherwise win at the paper scale)
+SRT_PLUS = ("--threat", "compound", "--lambda", "0.2")
 # the unlabeled-data sweep of Figure 2 (|D_U|), beside |D_L| of the scale's presets (10,000 at both scales)
 UNLABELED_SWEEP = {"paper": {"cifar10": (0, 10_000, 20_000, 30_000, 40_000),
                              "mnist": (0, 10_000, 20_000, 30_000, 40_000, 50_000)},
@@ -136,17 +201,22 @@ N_LABELED = {"paper": 10_000, "cpu": 10_000}
 N_UNLABELED = {"paper": None, "cpu": 50_000}  # the presets' own |D_U|: that sweep point is the tables' run
 
 
+def check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise SrtbenchError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
+
+
 class Plan:
     """Collects the steps of one recipe, sharing checkpoints between recipes through their file names."""
 
     def __init__(self, scale: str, experiment: str):
-        if scale not in SCALES:
-            raise SrtbenchError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
+        check_scale(scale)
         self.scale = SCALE_PRESETS[scale]
         self.experiment = experiment
         self.steps: list[Step] = []
         self.csvs: list[str] = []  # the evaluation CSVs this experiment's table or figure reads
         self.evaluations = self.scale.results  # where they go (shared: a checkpoint is attacked once for all)
+        self.datasets: dict[str, str] = {}  # checkpoint -> the dataset of the preset it is trained on
 
     @property
     def results_dir(self) -> str:
@@ -174,6 +244,9 @@ class Plan:
             argv += ["--iterations", str(self.length(defense, preset, n_unlabeled, extra))]
         argv += self.scale.train_extra
         self._add(Step((*argv, *extra, "--out", out), out))
+        from srtbench.presets import PRESETS
+
+        self.datasets[out] = PRESETS.get(preset).data["dataset"]
         return out
 
     def length(self, defense: str, preset: str, n_unlabeled: int | None = None, extra: Sequence[str] = ()) -> int:
@@ -197,7 +270,7 @@ class Plan:
         out = f"{self.evaluations}/{stem}.csv"
         if out not in self.csvs:
             self.csvs.append(out)
-        attacks = [self.scale.attack(a) for a in attacks]
+        attacks = [self.scale.attack(a, self.experiment, self.datasets.get(checkpoint, "")) for a in attacks]
         fast = [a for a in attacks if a.split("[")[0] not in SLOW_ATTACKS]
         slow = [a for a in attacks if a.split("[")[0] in SLOW_ATTACKS]
         for chosen, count in ((fast, n or self.scale.n), (slow, n or self.scale.n_slow)):
@@ -255,7 +328,8 @@ def _table2(plan: Plan) -> None:
 # ---------------------------------------------------------------- Tables 3, 4: SRT against its rivals
 
 SPATIAL_ATTACKS = ("randadv", "gridadv", "randadv.t", "gridadv.t", "randadv.r", "gridadv.r")
-PIXEL_ATTACKS = ("fgsm", "pgd", "mifgsm", "jsma", "cw", "pointwise", "ddn")
+PIXEL_ATTACKS = ("fgsm", "pgd", "mifgsm", "jsma", "cw", "pointwise", "ddn")  # Table 4's columns (cw: the ℓ∞ C&W)
+MINIMUM_NORM = ("cw-l2",)  # the ℓ2 minimum-norm C&W, for its median ℓ2 distance (not a column of the paper)
 TODAY = ("autoattack",)  # today's standard evaluation (Croce & Hein 2020), beside the paper's battery
 
 
@@ -283,7 +357,7 @@ def _table4(plan: Plan) -> None:
             runs.append(plan.train("at", p, label=f"AT ({long:,} steps)", extra=("--iterations", str(long)),
                                    tag=f"-steps{long}"))
         for ckpt in runs:
-            plan.evaluate(ckpt, PIXEL_ATTACKS + TODAY)
+            plan.evaluate(ckpt, PIXEL_ATTACKS + MINIMUM_NORM + TODAY)
     plan.table("table4")
 
 
@@ -344,7 +418,7 @@ def _figure1(plan: Plan) -> None:
         for ckpt in (plan.train("at", p), plan.train("worst-of-k", s),
                      plan.train("srt", p, 1.0), plan.train("srt", s, 0.2),  # λ tells pixel-wise from spatial
                      plan.train("at", compound, extra=("--threat", "compound"), tag="-compound"),
-                     plan.train("srt", compound, extra=("--threat", "compound"), tag="-compound")):
+                     plan.train("srt", compound, extra=SRT_PLUS, tag="-compound")):
             plan.evaluate(ckpt, attacks, FRACTIONS)
     plan.plot("budget", "--attacks", ",".join(attacks))  # the CSVs hold other experiments' attacks too
 
@@ -374,7 +448,7 @@ def _figure7(plan: Plan) -> None:
     for pixel in ("cifar10-pixel", "mnist-pixel"):
         compound = COMPOUND[plan.scale.name][pixel]
         for ckpt in (plan.train("at", compound, extra=("--threat", "compound"), tag="-compound"),
-                     plan.train("srt", compound, extra=("--threat", "compound"), tag="-compound"),
+                     plan.train("srt", compound, extra=SRT_PLUS, tag="-compound"),
                      plan.train("at-avg", compound, extra=("--threat", "compound")),
                      plan.train("at-max", compound, extra=("--threat", "compound"))):
             plan.evaluate(ckpt, ("gridadv+", "pgd+"), FRACTIONS)
@@ -445,6 +519,7 @@ def _figure3(plan: Plan) -> None:
 
 def plan(experiment: str, scale: str = "cpu") -> list[Step]:
     build = RECIPES.get(experiment)
+    check_scale(scale)  # before `quick` pins its own scale, so a typo is never accepted
     p = Plan("cpu" if experiment == "quick" else scale, experiment)
     build(p)
     return p.steps

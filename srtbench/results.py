@@ -36,6 +36,7 @@ COLUMNS = (
     "attack_params",  # JSON: every setting of the attack (steps, step size, k, library ...)
     "fraction",  # budget fraction (Figures 1 and 7); 1.0 = the attack's full budget
     "budget",  # JSON: the effective budgets, e.g. {"epsilon": 0.3} or {"rotation": 30, "translation": 3}
+    "budget_source",  # JSON: where each budget came from: checkpoint (its trained threat), dataset, command line
     "n",  # number of examples
     "seed",
     # what came out (percent)
@@ -57,7 +58,7 @@ COLUMNS = (
 )
 
 KEY = ("checkpoint_sha256", "attack", "attack_params", "fraction", "n", "seed")
-JSON_COLUMNS = ("defense_params", "attack_params", "budget", "flags")
+JSON_COLUMNS = ("defense_params", "attack_params", "budget", "budget_source", "flags")
 PERCENT_COLUMNS = ("clean_acc", "robust_acc", "robust_ci_low", "robust_ci_high")
 
 

@@ -36,6 +36,7 @@ ATTACK_HEADERS = {
     "mifgsm": "MI-FGSM",
     "jsma": "JSMA",
     "cw": "C&W",
+    "cw-l2": "C&W-ℓ2",
     "pointwise": "Point-wise",
     "ddn": "DDNA",
     "randadv": "RandAdv",
@@ -64,6 +65,7 @@ class Column:
     header: str
     attack: str = ""
     fraction: float = 1.0
+    params: str | None = None  # the attack's settings, where rows of one attack differ in them (else any)
 
     @property
     def higher_is_better(self) -> bool:
@@ -172,16 +174,36 @@ def _attack_order(name: str) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order), name)
 
 
+def _settings(df: pd.DataFrame, attack: str, fraction: float) -> list[str]:
+    """The distinct settings (attack_params) an attack was run with at `fraction`, in order of appearance."""
+    rows = df[(df["attack"] == attack) & (df["fraction"].astype(float) == fraction)]
+    return list(dict.fromkeys(p for p in rows["attack_params"] if isinstance(p, str) and p.strip()))
+
+
+def _split(column: Column, df: pd.DataFrame) -> list[Column]:
+    """One column per distinct setting of its attack (JSMA at γ 0.1 and γ 1 are different columns), headed by the
+    settings that differ; rows without settings (published numbers) fall into the first."""
+    settings = _settings(df, column.attack, column.fraction)
+    if len(settings) < 2:
+        return [column]
+    parsed = [json.loads(p) for p in settings]
+    differ = [k for k in dict.fromkeys(k for p in parsed for k in p) if len({str(p.get(k)) for p in parsed}) > 1]
+    return [Column("attack", f"{column.header} [{','.join(f'{k}={p.get(k)}' for k in differ)}]", column.attack,
+                   column.fraction, text) for p, text in zip(parsed, settings)]
+
+
 def _columns(layout: Layout, df: pd.DataFrame) -> list[Column]:
     cols = [Column("clean", "Clean")]
     if layout.attacks:
-        cols += [Column("attack", ATTACK_HEADERS.get(a, a), a, 1.0) for a in layout.attacks]
+        attacked = [Column("attack", ATTACK_HEADERS.get(a, a), a, 1.0) for a in layout.attacks]
     else:
         pairs = sorted({(str(a), float(f)) for a, f in zip(df["attack"], df["fraction"])},
                        key=lambda p: (_attack_order(p[0]), -p[1]))
+        attacked = []
         for a, f in pairs:
             head = ATTACK_HEADERS.get(a, a)
-            cols.append(Column("attack", head if f == 1.0 else f"{head} ×{f:g}", a, f))
+            attacked.append(Column("attack", head if f == 1.0 else f"{head} ×{f:g}", a, f))
+    cols += [c for col in attacked for c in _split(col, df)]
     if sum(c.kind == "attack" and c.fraction == 1.0 for c in cols) >= 2:
         cols.append(Column("worst", "Worst case"))
     if layout.time:
@@ -189,20 +211,54 @@ def _columns(layout: Layout, df: pd.DataFrame) -> list[Column]:
     return cols
 
 
+def _identity(row: pd.Series) -> str:
+    """What makes a result a model's: its checkpoint's hash, else (published numbers) its source tag."""
+    sha = row.get("checkpoint_sha256")
+    return str(sha).strip() if isinstance(sha, str) and sha.strip() else str(row.get("checkpoint", ""))
+
+
+def _run_names(paths: Sequence[str]) -> list[str]:
+    """The shortest trailing path parts (without .pt) that tell the checkpoints apart: preset/run for
+    `runs/fmnist-pixel-cpu/srt-lam0.2.pt` beside `runs/fmnist-spatial-cpu/srt-lam0.2.pt`."""
+    parts = [Path(p).with_suffix("").parts for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(set(paths)):
+            return names
+    return list(paths)
+
+
 def distinguish_models(df: pd.DataFrame) -> pd.DataFrame:
-    """Different checkpoints that share a label (Figure 2's SRT at several |D_U|, all "SRT (λ = 0.2)") get
-    their file's stem after the label, so each is its own row; one checkpoint stays one row."""
+    """One row name per model: different checkpoints that share a label (Figure 2's SRT at several |D_U|, or
+    SRT (λ = 0.2) of the pixel and the spatial presets) get their run's name after the label, and published
+    numbers that a paper prints differently in two tables get their table; one checkpoint stays one row."""
     df = df.copy()
-    sha = df["checkpoint_sha256"].astype("string").fillna("").str.strip()
-    for (_, _), g in df[sha != ""].groupby(["label", "dataset"], sort=False):
-        if g["checkpoint_sha256"].nunique() > 1:
-            df.loc[g.index, "label"] = [f"{lb} ({Path(str(c)).stem})" for lb, c in zip(g["label"], g["checkpoint"])]
+    if df.empty:
+        return df
+    ident = pd.Series([_identity(r) for _, r in df.iterrows()], index=df.index)
+    tags = df["checkpoint"].astype(str)
+    published = tags.str.startswith("paper:")
+    if tags[published].nunique() > 1:  # the paper's tables side by side: every published row names its table
+        df.loc[published, "label"] = [f"{lb} ({t.replace('paper:table', 'paper Table ')})"
+                                      for lb, t in zip(df.loc[published, "label"], tags[published])]
+    for (_, _), g in df.groupby(["label", "dataset"], sort=False):
+        models = list(dict.fromkeys(ident[g.index]))
+        if len(models) < 2:
+            continue
+        first = {m: str(g.loc[ident[g.index] == m, "checkpoint"].iloc[0]) for m in models}
+        paths = [first[m] for m in models]
+        names = (_run_names(paths) if len(set(paths)) == len(paths)
+                 else [f"{Path(p).stem} {m[:8]}" for p, m in zip(paths, models)])  # one path, retrained: hash
+        by_model = dict(zip(models, names))
+        df.loc[g.index, "label"] = [f"{lb} ({by_model[m]})" for lb, m in zip(g["label"], ident[g.index])]
     return df
 
 
 def check_conflicts(df: pd.DataFrame) -> None:
-    """Two rows for the same label/dataset/attack/fraction with different numbers: name both files."""
-    for (label, dataset, attack, fraction), g in df.groupby(["label", "dataset", "attack", "fraction"], sort=False):
+    """One model, one attack with the same settings and fraction, two different numbers: name both files."""
+    keyed = df.assign(_settings=df["attack_params"].where(df["attack_params"].notna(), ""))
+    for (label, dataset, attack, _, fraction), g in keyed.groupby(
+            ["label", "dataset", "attack", "_settings", "fraction"], sort=False, dropna=False):
         values = g[["clean_acc", "robust_acc"]].astype(float).round(6)
         distinct = values.drop_duplicates()
         if len(distinct) > 1:
@@ -307,6 +363,14 @@ def worst_case(rows: Sequence[pd.Series]) -> float | None:
     return 100.0 * sum(all(o[i] for o in outcomes) for i in common) / len(common)
 
 
+def _hits(rows: pd.DataFrame, col: Column) -> pd.DataFrame:
+    """The rows of one model that fill column `col` (its attack, fraction and, where split, settings)."""
+    hit = rows[(rows["attack"] == col.attack) & (rows["fraction"].astype(float) == col.fraction)]
+    if col.params is not None:
+        hit = hit[(hit["attack_params"] == col.params) | hit["attack_params"].isna()]
+    return hit
+
+
 def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list[Row]:
     labels = list(dict.fromkeys(df["label"].astype(str)))
     placement = _assign_rows(layout, labels)
@@ -321,14 +385,14 @@ def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list
             if col.kind == "clean":
                 cells.append(Cell(_clean_value(mine)))
             elif col.kind == "attack":
-                hit = mine[(mine["attack"] == col.attack) & (mine["fraction"].astype(float) == col.fraction)]
+                hit = _hits(mine, col)
                 cells.append(Cell(float(hit["robust_acc"].iloc[0]) if len(hit) and pd.notna(hit["robust_acc"].iloc[0])
                                   else None))
             elif col.kind == "time":
                 cells.append(Cell(_time_value(mine)))
             else:
                 attacked = [c for c in columns if c.kind == "attack" and c.fraction == 1.0]
-                hits = [mine[(mine["attack"] == c.attack) & (mine["fraction"].astype(float) == 1.0)] for c in attacked]
+                hits = [_hits(mine, c) for c in attacked]
                 cells.append(Cell(worst_case([h.iloc[0] for h in hits]) if all(len(h) for h in hits) else None))
         out.append(Row(row, cells))
     return out

@@ -307,6 +307,7 @@ def train(
     unlabeled: data.UnlabeledSet | None = None,
     check: data.ImageSet | None = None,
     resume: bool = False,
+    force: bool = False,
     progress: bool = True,
     on_step=None,
 ) -> TrainResult:
@@ -315,8 +316,9 @@ def train(
 
     `labeled` / `unlabeled` / `check` replace the sets named by `run.data` (tests use subsets);
     `on_step(step, stop)` is called after every SGD step, and `stop()` asks for the same clean exit as
-    SIGINT.  Resuming replays the interrupted epoch from its next batch with the saved random states,
-    so on CPU the result equals the uninterrupted run's bit for bit.
+    SIGINT.  A finished run at `run.out` is never overwritten unless `force`.  Resuming replays the
+    interrupted epoch from its next batch with the saved random states, so on CPU the result equals the
+    uninterrupted run's bit for bit.
     """
     cfg = run.train
     d, device = init_distributed(cfg.device)
@@ -336,8 +338,11 @@ def train(
         if state.resume is None or state.resume.get("fingerprint") != _jsonable(fingerprint):
             raise SrtbenchError(f"{last_path}: written by a different run (defense or options differ); "
                                 "resume with the same options or start afresh under another --out")
-    elif last_path.exists() and d.main:
-        raise SrtbenchError(f"{last_path} exists: continue that run with --resume, or delete it to start afresh")
+    elif final_path.exists() and not force and d.main:
+        raise SrtbenchError(f"{final_path} exists (a finished run): choose another --out, or add --force to train "
+                            "afresh over it")
+    elif last_path.exists() and not force and d.main:
+        raise SrtbenchError(f"{last_path} exists: continue that run with --resume, or add --force to start afresh")
 
     if "teacher" in defense.params:
         params.attach_teacher(_load_teacher(params.teacher, run, device))

@@ -19,7 +19,8 @@ QUICK = {
     "pgd": "pgd[epsilon=0.1,steps=10,step_size=0.02]",
     "mifgsm": "mifgsm[epsilon=0.1,steps=10,step_size=0.02]",
     "jsma": "jsma[gamma=0.05]",
-    "cw": "cw[steps=20,binary_search_steps=2]",
+    "cw": "cw[epsilon=0.1,steps=10,step_size=0.02]",
+    "cw-l2": "cw-l2[steps=20,binary_search_steps=2]",
     "ddn": "ddn[steps=20]",
     "pointwise": "pointwise[init_steps=200]",
     "randadv": "randadv",
@@ -34,7 +35,7 @@ QUICK = {
 }
 
 
-SLOW = {"pointwise": 4, "jsma": 8, "cw": 8, "autoattack": 8}
+SLOW = {"pointwise": 4, "jsma": 8, "cw-l2": 8, "autoattack": 8}
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +141,15 @@ def test_minimum_norm_budget_only_thresholds_the_distances(trained_cnn, batch):
 
 
 def test_defaults_follow_the_paper_per_dataset():
+    # Appendix E (Table 4): MNIST PGD-40 step 0.01 at ε 0.3; CIFAR-10 ε 0.031, 10 steps of 0.007
     assert parse("pgd", "mnist")[1] == {"epsilon": 0.3, "steps": 40, "step_size": 0.01, "start": "uniform"}
-    assert parse("pgd", "fashion-mnist")[1] == parse("pgd", "mnist")[1]
-    cifar = parse("pgd", "cifar10")[1]
-    assert cifar["epsilon"] == pytest.approx(8 / 255) and cifar["steps"] == 10 and cifar["step_size"] == 0.007
+    assert parse("pgd", "cifar10")[1] == {"epsilon": 0.031, "steps": 10, "step_size": 0.007, "start": "uniform"}
+    # Fashion-MNIST is its own family: Appendix C's settings for ε 0.1 (PGD-40 step 0.005, FGSM 0.1)
+    assert parse("pgd", "fashion-mnist")[1] == {"epsilon": 0.1, "steps": 40, "step_size": 0.005, "start": "uniform"}
+    assert parse("fgsm", "fashion-mnist")[1] == {"epsilon": 0.1}
+    for dataset in ("mnist", "fashion-mnist", "cifar10"):  # the ℓ∞ C&W runs at the PGD budget
+        assert parse("cw", dataset)[1] == parse("pgd", dataset)[1]
+        assert parse("jsma", dataset)[1] == {"theta": 1.0, "gamma": 1.0}  # advertorch's defaults
     grid = build("gridadv", "cifar10")
     assert len(grid.neighborhood.grid()) == 775 and grid.budget == {"rotation": 30.0, "translation": 3.0}
     assert build("gridadv.t", "mnist").budget["rotation"] == 0
@@ -151,14 +157,68 @@ def test_defaults_follow_the_paper_per_dataset():
     assert parse("randadv", "mnist")[1]["k"] == 10
 
 
+PIXEL_01 = {"threat": "pixel", "norm": "linf", "epsilon": 0.2, "rotation": 30.0, "translation": 3.0}
+
+
+def test_a_checkpoint_sets_the_budget_of_the_attacks_of_its_threat():
+    pgd = build("pgd", "mnist", trained=PIXEL_01)
+    assert pgd.budget == {"epsilon": 0.2} and pgd.budget_source == {"epsilon": "checkpoint"}
+    assert pgd.maximizer.step_size == pytest.approx(0.01 * 0.2 / 0.3)  # the step follows ε
+    assert build("cw", "mnist", trained=PIXEL_01).budget == {"epsilon": 0.2}
+    assert build("autoattack", "mnist", trained=PIXEL_01).budget == {"epsilon": 0.2}
+    # a pixel-wise checkpoint says nothing about rotations: spatial attacks keep the dataset's budget
+    grid = build("gridadv", "mnist", trained=PIXEL_01)
+    assert grid.budget_source == {"rotation": "dataset", "translation": "dataset"}
+    # ℓ0 and ℓ2 attacks are not ℓ∞-trained budgets
+    assert build("ddn", "mnist", trained=PIXEL_01).budget == {"epsilon": 2.0}
+    assert build("jsma", "mnist", trained=PIXEL_01).budget_source == {"gamma": "dataset"}
+
+
+def test_settings_written_in_the_spec_win_over_the_checkpoint():
+    pgd = build("pgd[epsilon=0.05]", "mnist", trained=PIXEL_01)
+    assert pgd.budget == {"epsilon": 0.05} and pgd.budget_source == {"epsilon": "command line"}
+    assert pgd.maximizer.step_size == 0.01  # an explicit ε keeps the family's step
+    step = build("pgd[step_size=0.02]", "mnist", trained=PIXEL_01)
+    assert step.budget == {"epsilon": 0.2} and step.maximizer.step_size == 0.02
+
+
+def test_spatial_and_compound_checkpoints_set_their_transform_budgets():
+    spatial = {"threat": "spatial", "norm": "linf", "epsilon": 0.1, "rotation": 15.0, "translation": 2.0}
+    grid = build("gridadv", "mnist", trained=spatial)
+    assert grid.budget == {"rotation": 15.0, "translation": 2.0}
+    assert build("pgd", "mnist", trained=spatial).budget == {"epsilon": 0.3}  # not its threat
+    only_t = build("gridadv.t", "mnist", trained=spatial)  # a variant's zero is its definition, not a budget
+    assert only_t.budget == {"rotation": 0.0, "translation": 2.0}
+    assert only_t.budget_source == {"rotation": "dataset", "translation": "checkpoint"}
+    compound = {**spatial, "threat": "compound"}
+    plus = build("pgd+", "mnist", trained=compound)
+    assert plus.budget == {"epsilon": 0.1, "rotation": 15.0, "translation": 2.0}
+    assert set(plus.budget_source.values()) == {"checkpoint"}
+    l2 = build("ddn", "mnist", trained={**PIXEL_01, "norm": "l2", "epsilon": 1.5})
+    assert l2.budget == {"epsilon": 1.5} and build("pgd", "mnist", trained={**PIXEL_01, "norm": "l2"}).budget == {
+        "epsilon": 0.3}
+
+
+def test_cw_is_the_margin_loss_pgd_at_the_pgd_budget(trained_cnn, test_batch):
+    from srtbench.maximizers import cw_margin
+
+    logits = torch.tensor([[2.0, 1.0, 0.5], [0.0, 3.0, 1.0]])
+    assert torch.allclose(cw_margin(logits, torch.tensor([0, 0])), torch.tensor([-1.0, 3.0]))
+    x, y = test_batch[0][:200], test_batch[1][:200]
+    cw = _our_accuracy(trained_cnn, "cw[epsilon=0.1,steps=20,step_size=0.01]", x, y)
+    pgd = _our_accuracy(trained_cnn, "pgd[epsilon=0.1,steps=20,step_size=0.01]", x, y)
+    clean = 100 * (trained_cnn(x).argmax(1) == y).float().mean().item()
+    assert cw < clean - 10 and abs(cw - pgd) <= 10, (clean, cw, pgd)  # as the paper's C&W column tracks PGD
+
+
 def test_overrides_are_typed_and_fraction_scales_every_budget():
     name, params = parse("pgd[steps=100, start=none ,epsilon=0.2]", DATASET)
     assert name == "pgd" and params["steps"] == 100 and isinstance(params["steps"], int) and params["start"] == "none"
     atk = build("pgd[epsilon=0.2]", DATASET, fraction=0.5)
     assert atk.budget == {"epsilon": pytest.approx(0.1)} and atk.params["epsilon"] == 0.2  # params as given
-    assert atk.maximizer.step_size == pytest.approx(0.005)
+    assert atk.maximizer.step_size == pytest.approx(0.0025)  # Fashion-MNIST's step 0.005, halved
     compound = build("pgd+", DATASET, fraction=0.2)
-    assert compound.budget == pytest.approx({"epsilon": 0.06, "rotation": 6.0, "translation": 0.6})
+    assert compound.budget == pytest.approx({"epsilon": 0.02, "rotation": 6.0, "translation": 0.6})
 
 
 def test_specs_split_on_top_level_commas_and_all_expands():
@@ -215,6 +275,6 @@ def test_every_attack_probes_a_neighborhood():
     from srtbench.attacks import ATTACKS, neighborhood
 
     found = {name: neighborhood(name) for name in ATTACKS.names()}
-    assert found["pgd"] == found["cw"] == found["pointwise"] == "pixel"
+    assert found["pgd"] == found["cw"] == found["cw-l2"] == found["pointwise"] == "pixel"
     assert found["gridadv"] == found["randadv.r"] == "spatial" and found["pgd+"] == "compound"
     assert set(found.values()) == {"pixel", "spatial", "compound"}

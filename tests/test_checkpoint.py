@@ -9,11 +9,12 @@ from srtbench.errors import SrtbenchError
 from srtbench.models import create_model
 
 
-def make(tmp_path, name="small-cnn"):
+def make(tmp_path, name="small-cnn", resume=None):
     spec = DATASETS.get("fashion-mnist")
     model = create_model(name, spec.shape, 10)
     meta = {**checkpoint.model_meta(name, spec), "defense": "standard", "epoch": 3, "metrics": {"clean": 0.9}}
-    path = checkpoint.save(tmp_path / "m.pt", model, meta, resume={"rng": torch.get_rng_state(), "epoch": 3})
+    resume = {"rng": torch.get_rng_state(), "epoch": 3} if resume is None else resume
+    path = checkpoint.save(tmp_path / "m.pt", model, meta, resume=resume)
     return model, path
 
 
@@ -25,7 +26,23 @@ def test_round_trip_restores_weights_and_metadata(tmp_path):
         assert torch.equal(a, b), k
     assert ck.meta["epoch"] == 3 and ck.meta["metrics"] == {"clean": 0.9}
     assert ck.meta["srtbench_version"] and "git_commit" in ck.meta
-    assert torch.equal(ck.resume["rng"], torch.get_rng_state()) or ck.resume["rng"].dtype == torch.uint8
+
+
+def test_saved_rng_states_are_the_ones_at_save_time_and_replay_on_resume(tmp_path):
+    with torch.random.fork_rng():
+        gen = torch.Generator().manual_seed(7)
+        torch.rand(3), torch.rand(3, generator=gen)  # the run has drawn some numbers already
+        state = {"rng": torch.get_rng_state(), "gen": gen.get_state(), "epoch": 3}
+        following = torch.rand(5), torch.rand(5, generator=gen)  # what the run draws next
+        make(tmp_path, resume=state)  # (building the model draws from the global RNG too)
+        torch.rand(100), torch.rand(100, generator=gen)  # both RNGs move on before the resume
+        resume = checkpoint.load(tmp_path / "m.pt").resume
+        assert torch.equal(resume["rng"], state["rng"]) and torch.equal(resume["gen"], state["gen"])
+        assert not torch.equal(resume["rng"], torch.get_rng_state())  # a later state would not do
+        torch.set_rng_state(resume["rng"])
+        restored = torch.Generator()
+        restored.set_state(resume["gen"])
+        assert torch.equal(torch.rand(5), following[0]) and torch.equal(torch.rand(5, generator=restored), following[1])
 
 
 def test_loads_with_weights_only(tmp_path):

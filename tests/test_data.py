@@ -1,5 +1,6 @@
 import gzip
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -49,10 +50,30 @@ def test_unlabeled_set_carries_no_labels():
     assert isinstance(unl.batch(torch.arange(5)), torch.Tensor)
 
 
-@pytest.mark.parametrize("n_l, n_u", [(200, 0), (0, 5)])
-def test_split_rejects_impossible_sizes(n_l, n_u):
-    with pytest.raises(SrtbenchError):
-        data.split(fake_set(100), n_l, n_u if n_u else None, seed=0) if n_l else data.DataConfig(n_labeled=0)
+@pytest.mark.parametrize("n_l, n_u, message", [
+    (101, None, "--n-labeled 101 exceeds the 100 training examples"),
+    (101, 0, "--n-labeled 101 exceeds the 100 training examples"),
+    (30, 71, "--n-unlabeled 71 exceeds the 70 examples left after D_L"),
+    (100, 1, "--n-unlabeled 1 exceeds the 0 examples left after D_L"),
+])
+def test_split_rejects_impossible_sizes(n_l, n_u, message):
+    with pytest.raises(SrtbenchError, match=re.escape(message)):
+        data.split(fake_set(100), n_l, n_u, seed=0)
+
+
+def test_split_takes_every_possible_size():
+    for n_l, n_u, sizes in ((30, 70, (30, 70)), (100, None, (100, 0)), (100, 0, (100, 0)), (1, 0, (1, 0))):
+        lab, unl = data.split(fake_set(100), n_l, n_u, seed=0)
+        assert (len(lab), len(unl)) == sizes
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"n_labeled": 0}, "--n-labeled must be positive, got 0"),
+    ({"n_unlabeled": -1}, "--n-unlabeled must be >= 0, got -1"),
+])
+def test_data_config_rejects_impossible_sizes(kw, message):
+    with pytest.raises(SrtbenchError, match=re.escape(message)):
+        data.DataConfig(**kw)
 
 
 def test_proportional_batches_split_each_batch():
@@ -98,11 +119,25 @@ def test_labeled_only_batches_without_unlabeled():
 
 
 def test_augment_crops_and_flips_without_changing_shape():
-    x = torch.rand(64, 3, 32, 32)
-    out = data.augment(x, torch.Generator().manual_seed(0))
-    assert out.shape == x.shape and not torch.equal(out, x)
-    # a crop is a shifted copy: some row/column offset and flip reproduces the centre of each image
-    assert out.abs().sum() <= x.abs().sum() + 1e-3
+    """Appendix B: each output is a 32 × 32 crop of the zero-padded (4 px) image, left-right flipped or not."""
+    x = torch.rand(64, 3, 32, 32) + 0.1  # no zero pixels: padding is told apart from the image
+    out = data.augment(x, torch.Generator().manual_seed(0), pad=4)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+
+    def crop(i, oy, ox, flip):
+        c = padded[i, :, oy:oy + 32, ox:ox + 32]
+        return c.flip(-1) if flip else c
+
+    found = []
+    for i in range(len(x)):
+        matches = [(oy, ox, flip) for oy in range(9) for ox in range(9) for flip in (False, True)
+                   if torch.equal(out[i], crop(i, oy, ox, flip))]
+        assert len(matches) == 1, (i, matches)  # exactly one offset within the padding, flipped or not
+        found += matches
+    assert {flip for _, _, flip in found} == {False, True}
+    assert len({(oy, ox) for oy, ox, _ in found}) > 10  # many of the 81 offsets, not only the centre (4, 4)
+    assert torch.equal(out, data.augment(x, torch.Generator().manual_seed(0), pad=4))  # the generator decides
 
 
 def test_fashion_mnist_reads_real_debian_files(fmnist_train, fmnist_test):

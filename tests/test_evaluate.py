@@ -50,6 +50,9 @@ def test_rows_follow_the_schema_with_per_example_side_files(ckpt, tmp_path, fmni
     assert row.label == "Standard" and row.defense == "standard" and row.train_threat == "none"
     assert row.dataset == "fashion-mnist" and row.n == 48 and row.robust_ci_low <= row.robust_acc <= row.robust_ci_high
     assert json.loads(row.attack_params)["epsilon"] == 0.1 and json.loads(row.budget) == {"epsilon": 0.1}
+    assert json.loads(row.budget_source) == {"epsilon": "command line"}
+    grid = df[(df.attack == "gridadv.t") & (df.fraction == 1.0)].iloc[0]
+    assert json.loads(grid.budget_source) == {"rotation": "dataset", "translation": "dataset"}  # standard-trained
     assert json.loads(df[(df.attack == "fgsm") & (df.fraction == 0.5)].iloc[0].budget) == {"epsilon": 0.05}
     assert row.checkpoint_sha256 == evaluate.sha256(ckpt)
     assert row.command == f"srtbench evaluate {ckpt} --attacks {FAST}"
@@ -58,11 +61,75 @@ def test_rows_follow_the_schema_with_per_example_side_files(ckpt, tmp_path, fmni
     assert row.robust_acc == pytest.approx(100 * ex["adv_correct"].float().mean().item(), abs=1e-3)
     assert row.clean_acc == pytest.approx(100 * ex["clean_correct"].float().mean().item(), abs=1e-3)
     flags = json.loads(row["flags"])
-    sound = {"in_neighborhood", "reclassified", "lemma1", "zero_budget", "deterministic", "monotone_budget",
-             "unbounded_pgd"}
+    sound = {"in_neighborhood", "reclassified", "zero_budget", "deterministic", "monotone_budget", "unbounded_pgd"}
     assert sound | {"gradient_masking"} <= set(flags)
     assert all(flags[name]["status"] == "PASS" for name in sound), flags
     assert "worst case per example" in res.output and "R_rob" in res.output
+
+
+def test_a_checkpoint_is_attacked_at_the_budget_it_was_trained_against(trained_cnn, tmp_path):
+    path = tmp_path / "at.pt"
+    meta = {**checkpoint.model_meta("small-cnn", data.DATASETS.get("fashion-mnist")), "label": "AT", "defense": "at",
+            "threat": {"threat": "pixel", "norm": "linf", "epsilon": 0.05, "rotation": 30.0, "translation": 3.0}}
+    checkpoint.save(path, trained_cnn, meta)
+    res = run("evaluate", path, "--attacks", "pgd[steps=5],randadv.t[k=2]", "--n", 16, "--no-sanity",
+              "--out", tmp_path / "r.csv")
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "r.csv").set_index("attack")
+    assert json.loads(df.loc["pgd", "budget"]) == {"epsilon": 0.05}
+    assert json.loads(df.loc["pgd", "budget_source"]) == {"epsilon": "checkpoint"}
+    assert json.loads(df.loc["pgd", "attack_params"])["step_size"] == 0.0025  # Appendix C's ε/20
+    assert json.loads(df.loc["randadv.t", "budget_source"])["translation"] == "dataset"  # a pixel-trained model
+    assert "ε 0.05 (checkpoint)" in res.output  # the printed table says where the budget came from
+
+
+def test_the_shipped_srt_model_keeps_its_robustness_under_the_default_battery(tmp_path):
+    """models/fmnist-srt-pixel.pt was trained at ε 0.1; attacked at MNIST's 0.3 every pixel-wise column read ~0."""
+    res = run("evaluate", "models/fmnist-srt-pixel.pt", "--attacks", "fgsm,pgd[steps=10,step_size=0.02],"
+              "cw[steps=10,step_size=0.02]", "--n", 100, "--no-sanity", "--out", tmp_path / "r.csv")
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "r.csv").set_index("attack")
+    for attack in ("fgsm", "pgd", "cw"):
+        assert json.loads(df.loc[attack, "budget"]) == {"epsilon": 0.1}
+        assert json.loads(df.loc[attack, "budget_source"]) == {"epsilon": "checkpoint"}
+        assert df.loc[attack, "robust_acc"] > 50, df.loc[attack, "robust_acc"]
+
+
+def test_results_do_not_depend_on_the_batch_size(ckpt, tmp_path):
+    """Random starts and draws are per example: batch 8 and batch 64 give the same outcome for every example."""
+    outcomes = {}
+    for batch in (8, 64):
+        out = tmp_path / f"b{batch}.csv"
+        res = run("evaluate", ckpt, "--attacks", "pgd[epsilon=0.1,steps=3,step_size=0.01],randadv[k=3]", "--n", 64,
+                  "--batch-size", batch, "--no-sanity", "--out", out)
+        assert res.exit_code == 0, res.output
+        df = pd.read_csv(out).set_index("attack")
+        outcomes[batch] = {a: results.read_per_example(tmp_path / df.loc[a, "per_example"])["adv_pred"]
+                           for a in ("pgd", "randadv")}
+    for attack in ("pgd", "randadv"):
+        assert torch.equal(outcomes[8][attack], outcomes[64][attack]), attack
+
+
+def test_draws_of_an_example_follow_it_into_any_batch():
+    from srtbench.neighborhoods import ExampleRNG, PixelBall, rand
+
+    x = torch.zeros(6, 1, 4, 4)
+    whole = PixelBall(0.1, "linf").sample(x, ExampleRNG(0, range(6)))
+    halves = [PixelBall(0.1, "linf").sample(x[:3], ExampleRNG(0, range(3))),
+              PixelBall(0.1, "linf").sample(x[3:], ExampleRNG(0, range(3, 6)))]
+    assert torch.equal(whole, torch.cat(halves)) and not torch.equal(whole[0], whole[1])
+    rng = ExampleRNG(0, range(6))
+    assert torch.equal(rand((2, 3), rng[torch.tensor([4, 5])]), rand((2, 3), ExampleRNG(0, range(4, 6))))
+
+
+def test_library_attacks_that_draw_per_batch_record_the_batch_size(ckpt, tmp_path):
+    out = tmp_path / "r.csv"
+    for batch in (8, 16):
+        res = run("evaluate", ckpt, "--attacks", "autoattack[epsilon=0.05,steps=2,n_queries=5]", "--n", 16,
+                  "--batch-size", batch, "--no-sanity", "--out", out)
+        assert res.exit_code == 0, res.output
+    df = pd.read_csv(out)
+    assert sorted(json.loads(p)["batch_size"] for p in df.attack_params) == [8, 16]  # two rows, not one reused
 
 
 def test_rerun_adds_no_rows_and_force_recomputes(ckpt, tmp_path):
@@ -173,7 +240,10 @@ def test_attacks_command_lists_every_attack_with_its_defaults():
     for name in evaluate.known_attacks():
         assert f"\n{name}  [" in "\n" + res.output
     assert "pgd[epsilon=0.3,steps=40,step_size=0.01,start=uniform]" in res.output
-    assert "pgd[epsilon=0.0313725,steps=10,step_size=0.007,start=uniform]" in res.output
+    assert "pgd[epsilon=0.031,steps=10,step_size=0.007,start=uniform]" in res.output
+    fmnist = run("attacks", "--dataset", "fashion-mnist").output
+    assert "fashion-mnist pgd[epsilon=0.1,steps=40,step_size=0.005,start=uniform]" in fmnist
+    assert "fgsm[epsilon=0.1]" in fmnist and "\n    mnist " not in fmnist and "cifar10 " not in fmnist
     assert run("attacks", "--dataset", "svhn").exit_code == 2
 
 

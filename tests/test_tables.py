@@ -119,6 +119,52 @@ def test_different_checkpoints_sharing_a_label_are_separate_rows(tmp_path):
     assert len(table.groups[0].rows) == 2
 
 
+def test_runs_of_one_name_in_two_presets_are_named_by_preset(tmp_path):
+    """Pixel and spatial SRT at λ 0.2 share a label and a file stem: the rows say which preset each is."""
+    rows = [{"label": "SRT (λ = 0.2)", "attack": "pgd", "clean_acc": 80.0, "robust_acc": acc,
+             "checkpoint": f"runs/fmnist-{kind}-cpu/srt-lam0.2.pt", "checkpoint_sha256": f"{i:064d}"}
+            for i, (kind, acc) in enumerate((("pixel", 62.2), ("spatial", 0.5)))]
+    table = tables.build(results.collect([write_rows(tmp_path / "r.csv", rows)]))
+    assert table.cell("fashion-mnist", "SRT (λ = 0.2) (fmnist-pixel-cpu/srt-lam0.2)", "PGD").value == 62.2
+    assert table.cell("fashion-mnist", "SRT (λ = 0.2) (fmnist-spatial-cpu/srt-lam0.2)", "PGD").value == 0.5
+
+
+def test_one_checkpoint_retrained_at_one_path_is_told_apart_by_hash(tmp_path):
+    rows = [{"label": "AT", "attack": "pgd", "clean_acc": 80.0, "robust_acc": acc, "checkpoint": "runs/at.pt",
+             "checkpoint_sha256": sha * 64} for sha, acc in (("a", 40.0), ("b", 45.0))]
+    table = tables.build(results.collect([write_rows(tmp_path / "r.csv", rows)]))
+    assert {r.label for r in table.groups[0].rows} == {"AT (at aaaaaaaa)", "AT (at bbbbbbbb)"}
+
+
+def test_one_model_at_two_settings_of_an_attack_gets_two_columns(tmp_path):
+    rows = [{"label": "SRT", "attack": "jsma", "clean_acc": 80.0, "robust_acc": acc, "checkpoint": "srt.pt",
+             "checkpoint_sha256": "c" * 64, "attack_params": results.dumps({"theta": 1.0, "gamma": gamma})}
+            for gamma, acc in ((0.1, 50.0), (1.0, 20.0))]
+    table = tables.build(results.collect([write_rows(tmp_path / "r.csv", rows)]))
+    assert table.cell("fashion-mnist", "SRT", "JSMA [gamma=0.1]").value == 50.0
+    assert table.cell("fashion-mnist", "SRT", "JSMA [gamma=1.0]").value == 20.0
+    # the same settings twice with different numbers is a real conflict, named by both files
+    clash = write_rows(tmp_path / "clash.csv", [dict(rows[1], robust_acc=21.0)])
+    out = run("table", str(tmp_path / "r.csv"), str(clash))
+    assert out.exit_code == 2 and "clash.csv" in out.output and "r.csv" in out.output
+
+
+def test_the_papers_numbers_render_per_source_table():
+    """The paper prints Standard's CIFAR-10 FGSM as 6.65 in Table 2 and 7.26 in Table 4: two rows, no error."""
+    out = run("table", str(tables.PAPER_DIR), "--format", "csv")
+    assert out.exit_code == 0, out.output
+    frame = pd.read_csv(__import__("io").StringIO(out.output))
+    cifar = frame[frame["dataset"] == "cifar10"].set_index("label")
+    assert cifar.loc["Standard (paper Table 2)", "FGSM"] == 6.65
+    assert cifar.loc["Standard (paper Table 4)", "FGSM"] == 7.26
+
+
+def test_the_documented_table_command_renders_this_repository_s_results():
+    out = run("table", str(tables.PAPER_DIR.parent), "--format", "markdown")
+    assert out.exit_code == 0, out.output
+    assert "(fmnist-pixel-cpu/srt-lam0.2)" in out.output and "(fmnist-spatial-cpu/srt-lam0.2)" in out.output
+
+
 def test_lambda_spelling_does_not_split_rows(tmp_path):
     df = results.collect([write_rows(tmp_path / "r.csv", [
         {"label": "RT (λ = 0.2)", "attack": "randadv", "clean_acc": 85.0, "robust_acc": 60.0}])])
@@ -254,7 +300,7 @@ def test_every_paper_row_appears_verbatim_in_the_paper_text():
 
 
 def test_flags_view_lists_every_rows_passes_and_warnings(tmp_path):
-    ok = {"in_neighborhood": {"status": "PASS", "detail": "0 outside"}, "lemma1": {"status": "PASS", "detail": ""}}
+    ok = {"in_neighborhood": {"status": "PASS", "detail": "0 outside"}, "zero_budget": {"status": "PASS", "detail": ""}}
     bad = {**ok, "gradient_masking": {"status": "WARN", "detail": "pgd 40% vs Square 30%"}}
     path = write_rows(tmp_path / "r.csv", [
         {"label": "AT", "attack": "pgd", "clean_acc": 70.0, "robust_acc": 50.0, "checkpoint": "a.pt", "flags": ok},

@@ -168,22 +168,116 @@ def test_help_lists_defenses_and_paper_defaults():
     assert "--beta" in cli("train", "trades", "--help").output
 
 
-def test_every_preset_builds_and_fits_its_defenses():
+class _Captured(Exception):
+    def __init__(self, run):
+        self.run = run
+
+
+def preset_run(monkeypatch, tmp_path, defense: str, preset: str) -> Run:
+    """The Run that `srtbench train DEFENSE --preset PRESET` builds (training itself is replaced)."""
+
+    def capture(run, **kwargs):
+        raise _Captured(run)
+
+    monkeypatch.setattr("srtbench.trainer.train", capture)
+    result = cli("train", defense, "--preset", preset, "--out", str(tmp_path / f"{defense}.pt"))
+    assert isinstance(result.exception, _Captured), (defense, preset, result.output, result.exception)
+    return result.exception.run
+
+
+# The paper's settings, read off Appendices B-E (and J), for the presets that follow them: what the
+# preset must hand to the trainer.  threat/params/train/data are the sections of a Run.
+PAPER = {
+    # Appendix B: WRN-34-10, ε1 0.031, α1 0.007, K1 10, η1 0.1, m1 128, 100 epochs
+    "cifar10-pixel-table2": {"threat": {"threat": "pixel", "epsilon": 0.031},
+                             "params": {"steps": 10, "step_size": 0.007},
+                             "train": {"model": "wrn-34-10", "lr": 0.1, "batch_size": 128, "epochs": 100},
+                             "data": {"dataset": "cifar10"}},
+    # Appendix E: as B-C, 120 epochs, initial η 0.05, SRT λ 1
+    "cifar10-pixel-table4": {"threat": {"threat": "pixel", "epsilon": 0.031},
+                             "params": {"steps": 10, "step_size": 0.007, "lam": 1.0},
+                             "train": {"model": "wrn-34-10", "lr": 0.05, "batch_size": 128, "epochs": 120},
+                             "data": {"dataset": "cifar10"}},
+    # Appendix C: SmallCNN, ε 0.1, α 0.01, K 20, η3 0.01, m3 128, 50 epochs
+    "mnist-pixel-table6": {"threat": {"threat": "pixel", "epsilon": 0.1}, "params": {"steps": 20, "step_size": 0.01},
+                           "train": {"model": "small-cnn", "lr": 0.01, "batch_size": 128, "epochs": 50},
+                           "data": {"dataset": "mnist"}},
+    # Appendix E: K 40 and ε 0.3 on MNIST, 120 epochs, η 0.05, α as in C (0.01), SRT λ 1
+    "mnist-pixel-table4": {"threat": {"threat": "pixel", "epsilon": 0.3},
+                           "params": {"steps": 40, "step_size": 0.01, "lam": 1.0},
+                           "train": {"model": "small-cnn", "lr": 0.05, "batch_size": 128, "epochs": 120},
+                           "data": {"dataset": "mnist"}},
+    # Appendix B (spatial), C ("the other settings are the same"), D (λ 0.2): 30°, 3 px, η 0.1, m 128, 80,000 it.
+    "mnist-spatial-table5": {"threat": {"threat": "spatial", "rotation": 30.0, "translation": 3.0},
+                             "params": {"lam": 0.2, "k": 10},
+                             "train": {"model": "small-cnn", "lr": 0.1, "batch_size": 128, "iterations": 80_000},
+                             "data": {"dataset": "mnist"}},
+    "cifar10-spatial-table1": {"threat": {"threat": "spatial", "rotation": 30.0, "translation": 3.0},
+                               "train": {"model": "resnet-spatial", "lr": 0.1, "batch_size": 128,
+                                         "iterations": 80_000},
+                               "data": {"dataset": "cifar10"}},
+    "cifar10-spatial-table3": {"threat": {"threat": "spatial", "rotation": 30.0, "translation": 3.0},
+                               "params": {"lam": 0.2},
+                               "train": {"model": "resnet-spatial", "lr": 0.1, "batch_size": 128,
+                                         "iterations": 80_000},
+                               "data": {"dataset": "cifar10"}},
+    # Appendix J: fast SRT, cyclic η, 45,000 iterations (spatial) / 50 epochs with FGSM-RS α = 1.25ε (pixel)
+    "cifar10-fast-table8": {"threat": {"threat": "spatial", "rotation": 30.0, "translation": 3.0},
+                            "train": {"schedule": "cyclic", "iterations": 45_000, "batch_size": 128}},
+    "cifar10-fast-table9": {"threat": {"threat": "pixel", "epsilon": 0.031}, "params": {"fgsm_alpha": 1.25},
+                            "train": {"schedule": "cyclic", "epochs": 50, "batch_size": 128}},
+}
+
+
+def test_every_preset_builds_and_fits_its_defenses(monkeypatch, tmp_path):
+    """`train DEFENSE --preset NAME` builds valid configs for every defense the preset lists, and hands the
+    trainer exactly the preset's values (SRT's λ and ramp only to the SRT family)."""
     for name in PRESETS.names():
         p = PRESETS.get(name)
-        threat, cfg = ThreatConfig(**p.threat), TrainConfig(**p.train)
-        DataConfig(**{k: v for k, v in p.data.items()})
-        assert p.source and cfg.model
+        assert p.source and p.defenses, name
         for d in p.defenses:
+            run = preset_run(monkeypatch, tmp_path, d, name)
             defense = DEFENSES.get(d)
-            allowed = {k: v for k, v in p.params.items() if k in defense.params}
-            defense.resolve(DefenseParams(**allowed), threat.threat, p.data["dataset"], threat.epsilon)
+            sections = {"threat": run.threat, "data": run.data, "train": run.train, "params": run.params}
+            for section, values in p.overrides(d).items():
+                for key, value in values.items():
+                    if section == "params" and key not in defense.params:
+                        continue  # a setting this defense does not read is not on its command line
+                    assert getattr(sections[section], key) == value, (name, d, section, key)
+            if d not in ("rt", "srt", "fast-srt"):
+                assert run.params.lambda_warmup == 0 and "lam" not in p.overrides(d)["params"], (name, d)
+            defense.resolve(run.params, run.threat.threat, run.data.dataset, run.threat.epsilon)
         # deviations from the paper are set only by the CPU presets, and said in their source text
         if p.params.get("lambda_warmup"):
             assert name.endswith("-cpu") and "NOT in the paper" in p.source, name
     assert PRESETS.get("fmnist-pixel-cpu").params["lambda_warmup"] > 0
     listing = cli("presets").output
     assert all(name in listing for name in PRESETS.names()) and "source:" in listing
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_presets_set_the_appendix_numbers(monkeypatch, tmp_path, name):
+    p = PRESETS.get(name)
+    srt = next(d for d in ("srt", "fast-srt") if d in p.defenses)
+    run = preset_run(monkeypatch, tmp_path, srt, name)
+    sections = {"threat": run.threat, "data": run.data, "train": run.train, "params": run.params}
+    for section, values in PAPER[name].items():
+        for key, value in values.items():
+            assert getattr(sections[section], key) == pytest.approx(value), (name, section, key)
+    if run.train.iterations is None:
+        assert "iterations" not in PAPER[name]["train"]  # counted in epochs, as the paper counts them
+    assert run.params.lambda_warmup == 0  # no ramp in the paper's runs
+
+
+def test_presets_give_the_baselines_their_papers_settings(monkeypatch, tmp_path):
+    """Appendix E: TRADES 1/λ (β) = 1 on MNIST and 6 on CIFAR-10; UAT β 6, changed to 1 on CIFAR-10."""
+    for name, dataset in (("mnist-pixel-table4", "mnist"), ("cifar10-pixel-table4", "cifar10")):
+        for d, beta in (("trades", {"mnist": 1.0, "cifar10": 6.0}), ("uat", {"mnist": 6.0, "cifar10": 1.0})):
+            run = preset_run(monkeypatch, tmp_path, d, name)
+            resolved = DEFENSES.get(d).resolve(run.params, run.threat.threat, run.data.dataset, run.threat.epsilon)
+            assert run.data.dataset == dataset and resolved.beta == beta[dataset], (name, d)
+            assert (resolved.steps, resolved.step_size) == (PAPER[name]["params"]["steps"],
+                                                           PAPER[name]["params"]["step_size"])
 
 
 # ---------------------------------------------------------------- integration on real Fashion-MNIST

@@ -1,16 +1,36 @@
 """`srtbench` command line: thin click commands that parse, build a config, call the library, print.
 
-Every SrtbenchError becomes one `error: ...` line on stderr and exit code 2.
+Every SrtbenchError becomes one `error: ...` line on stderr and exit code 2; any other exception (a bug, or
+a failure nobody foresaw) becomes one line naming the file that holds its traceback, and exit code 1.
+`SRTBENCH_DEBUG=1` prints the traceback instead.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import traceback
 
 import click
 
 from srtbench import __version__
-from srtbench.errors import SrtbenchError
+from srtbench.errors import SrtbenchError, describe
+
+
+def _debug() -> bool:
+    return os.environ.get("SRTBENCH_DEBUG", "").strip() not in ("", "0")
+
+
+def _save_traceback() -> str:
+    """The current exception's traceback in a fresh file under the temp folder: its path, or why not."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="srtbench-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(traceback.format_exc())
+        return f"full traceback in {path}"
+    except OSError as err:
+        return f"the traceback could not be saved ({err.strerror or err})"
 
 
 class _Group(click.Group):
@@ -18,11 +38,22 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except SrtbenchError as err:
+            if _debug():
+                traceback.print_exc()
             click.echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors, --help, --version: click prints them its own way
+        except Exception as err:  # noqa: BLE001 - the last net: no user sees a traceback unasked
+            if _debug():
+                traceback.print_exc()
+                sys.exit(1)
+            click.echo(f"error: unexpected {describe(err)} ({_save_traceback()}; "
+                       "SRTBENCH_DEBUG=1 prints it)", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -32,30 +32,41 @@ def evaluate_cmd(checkpoints, **options):
         click.echo(f"rows in {cfg.out}")
 
 
+SYMBOLS = {"epsilon": "ε", "rotation": "rot", "translation": "tr", "gamma": "γ"}
+
+
+def budget_text(budget: dict, sources: dict) -> str:
+    """`ε 0.1 (checkpoint)`: each budget with where it came from."""
+    parts = [f"{SYMBOLS.get(k, k)} {float(v):g}" + (f" ({sources[k]})" if k in (sources or {}) else "")
+             for k, v in (budget or {}).items()]
+    return ", ".join(parts)
+
+
 def report(summary) -> str:
-    """Rows, worst case per threat group with the risks of Definition 2, and every WARN flag."""
+    """Rows with their budgets, worst case per threat group with the risks of Definition 2, and every WARN flag."""
     from tabulate import tabulate
 
     t = summary.target
-    lines = [f"\n{t.label}  ({t.path}, {t.dataset}, defense {t.defense}, clean {summary.clean_acc:.2f}%)"]
+    lines = [f"\n{t.label}  ({t.path}, {t.dataset}, defense {t.defense}, trained against {t.train_threat}, "
+             f"clean {summary.clean_acc:.2f}%)"]
     rows = []
     for r in summary.runs:
         row = r.row
         flags = row["flags"]
         warns = sum(1 for f in flags.values() if f["status"] == "WARN")
-        dist = row.get("mean_distance")
-        rows.append([r.attack, f"{r.fraction:g}", f"{row['robust_acc']:.2f}",
-                     f"[{row['robust_ci_low']:.1f}, {row['robust_ci_high']:.1f}]",
+        dist = row.get("median_distance")
+        rows.append([r.attack, budget_text(row["budget"], row.get("budget_source")), f"{r.fraction:g}",
+                     f"{row['robust_acc']:.2f}", f"[{row['robust_ci_low']:.1f}, {row['robust_ci_high']:.1f}]",
                      "" if dist in ("", None) or dist != dist else f"{float(dist):.3g}",
                      f"{float(row['wall_time_s']):.1f}",
                      f"{len(flags) - warns} PASS" + (f", {warns} WARN" if warns else "")])
-    lines.append(tabulate(rows, headers=["attack", "fraction", "robust %", "95% CI", "mean dist", "time s", "flags"]))
+    lines.append(tabulate(rows, headers=["attack", "budget (from)", "fraction", "robust %", "95% CI", "median dist",
+                                         "time s", "flags"]))
     worst = [[threat, f"{f:g}", f"{w['robust_acc']:.2f}", f"{w['R_stand']:.2f}", f"{w['R_rob']:.2f}",
-              f"{w['R_adv']:.2f}", w["lemma1"]["status"], ",".join(w["attacks"])]
+              f"{w['R_adv']:.2f}", ",".join(w["attacks"])]
              for (threat, f), w in sorted(summary.worst.items())]
     lines.append("\nworst case per example (Definition 2 risks, %):")
-    lines.append(tabulate(worst, headers=["threat", "fraction", "robust %", "R_stand", "R_rob", "R_adv", "Lemma 1",
-                                          "attacks"]))
+    lines.append(tabulate(worst, headers=["threat", "fraction", "robust %", "R_stand", "R_rob", "R_adv", "attacks"]))
     warns = sorted({(name, f["detail"]) for r in summary.runs for name, f in r.row["flags"].items()
                     if f["status"] == "WARN"})
     lines.append("\nsanity: " + ("all flags PASS" if not warns else f"{len(warns)} WARN"))
@@ -67,9 +78,12 @@ def report(summary) -> str:
 @click.option("--dataset", default=None, help="show the defaults of one dataset only")
 def attacks_cmd(dataset):
     """List the attack battery with its default settings per dataset and where they come from."""
-    from srtbench.attacks import ATTACKS, family
+    from srtbench.attacks import ATTACKS, FAMILIES, family
 
-    families = [family(dataset)] if dataset else ["mnist", "cifar10"]
+    families = [family(dataset)] if dataset else list(FAMILIES)
+    click.echo("Defaults per dataset; `srtbench evaluate` attacks a checkpoint at the budget it was trained against\n"
+               "(ε for pixel-wise attacks, rotation/translation for spatial ones; the step size follows ε), and\n"
+               "settings written as name[k=v] win over both. Each row's budget_source says which applied.\n")
     for name in ATTACKS.names():
         info = ATTACKS.meta(name)["info"]
         click.echo(f"{name}  [{info.threat}{', minimum-norm' if info.minimum_norm else ''}; {info.library}]")
@@ -77,7 +91,7 @@ def attacks_cmd(dataset):
         for fam in families:
             settings = ",".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in info.defaults[fam].items())
-            click.echo(f"    {'mnist/fmnist' if fam == 'mnist' else fam:12s} {name}[{settings}]")
+            click.echo(f"    {fam:13s} {name}[{settings}]")
         click.echo(f"    budget (scaled by --fractions): {', '.join(info.budget)}")
         if info.notes:
             click.echo(f"    {info.notes}")

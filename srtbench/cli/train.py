@@ -42,26 +42,33 @@ def _build(section: str, cls: type, options: dict, ctx: click.Context, preset: d
     return from_options(cls, values)
 
 
+def default_out(defense: str, threat: str) -> str:
+    """Where a run goes without --out: runs/srt-pixel.pt."""
+    return f"runs/{defense}-{threat}.pt"
+
+
 def _defense_command(name: str) -> click.Command:
     defense = DEFENSES.get(name)
     exclude = [f.name for f in fields(DefenseParams) if f.name not in defense.params]
 
     @click.pass_context
-    def command(ctx, preset, out, resume, label, **options):
+    def command(ctx, preset, out, resume, force, label, **options):
         from srtbench.trainer import train
 
         overrides = PRESETS.get(preset).overrides(name) if preset else {}
+        threat = _build("threat", ThreatConfig, options, ctx, overrides)
+        out = out or default_out(name, threat.threat)
         run = Run(
             defense=name,
             out=out,
             params=_build("params", DefenseParams, options, ctx, overrides, allowed=defense.params),
-            threat=_build("threat", ThreatConfig, options, ctx, overrides),
+            threat=threat,
             data=_build("data", DataConfig, options, ctx, overrides),
             train=_build("train", TrainConfig, options, ctx, overrides),
             label=label,
             preset=preset,
         )
-        result = train(run, resume=resume)
+        result = train(run, resume=resume, force=force)
         if result.interrupted:
             click.echo(f"interrupted: progress saved to {result.last}; continue with the same command plus --resume",
                        err=True)
@@ -78,9 +85,11 @@ def _defense_command(name: str) -> click.Command:
     command = click_options(DefenseParams, exclude=exclude)(command)
     command = click.option("--label", default=None,
                            help="row name in tables (default: the paper's, e.g. 'SRT (λ = 0.2)')")(command)
+    command = click.option("--force", is_flag=True, help="train afresh over a finished run or resume state at OUT")(
+        command)
     command = click.option("--resume", is_flag=True, help="continue from OUT's .last.pt (same options)")(command)
-    command = click.option("--out", required=True, help="final checkpoint path, e.g. runs/srt.pt (beside it: "
-                           ".last.pt for --resume, .metrics.csv)")(command)
+    command = click.option("--out", default=None, help="final checkpoint path (default runs/DEFENSE-THREAT.pt; "
+                           "beside it: .last.pt for --resume, .metrics.csv)")(command)
     command = click.option("--preset", type=click.Choice(PRESETS.names()), default=None, metavar="NAME",
                            help="a paper setting in one word (see `srtbench presets`); explicit options "
                            "override it")(command)
@@ -109,7 +118,7 @@ class _DefenseGroup(click.Group):
 
 @main.group("train", cls=_DefenseGroup, context_settings=CONTEXT)
 def train_group():
-    """Train a defense: `srtbench train DEFENSE --out runs/NAME.pt [--preset NAME] [options]`.
+    """Train a defense: `srtbench train DEFENSE [--out runs/NAME.pt] [--preset NAME] [options]`.
 
     `srtbench train DEFENSE --help` shows its hyperparameters with the paper's defaults.  Threats:
     --threat pixel | spatial | compound (AT+ = `at --threat compound`, SRT+ = `srt --threat compound`).
