@@ -1,17 +1,22 @@
 """Attack speed, measured in one run on the same model and inputs (a number without its command is no claim).
 
-    python benchmarks/attacks.py [--quick] [--checkpoint runs/x.pt] [--n 500] [--device auto]
+    python benchmarks/attacks.py [--quick] [--checkpoint runs/x.pt] [--n 500] [--device auto] [--only pgd,autoattack]
 
 PGD-20 (ℓ∞): images/s of ours (early stop + keep-best, as `srtbench evaluate` runs it, and all 20 steps),
 torchattacks.PGD, foolbox LinfPGD, and the floor of 20 forward+backward passes on the same batch.
 GridAdv: ours against foolbox's SpatialAttack configured to the same 31 × 5 × 5 = 775-point grid, with
 the robust accuracy each finds.  Prints a table of ratios.  Without --checkpoint, a SmallCNN is trained
 for a few hundred SGD steps on Fashion-MNIST first (seconds), so that accuracies mean something.
+AutoAttack: our cascade against the official implementation (`pyautoattack`, version='standard') on the same
+images of the robust `models/fmnist-srt-pixel.pt` at ε 0.1 (its own budget): robust accuracy and time.
+Every section prints the torch thread count it ran with ($SRTBENCH_THREADS sets it, as for `srtbench`).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import time
 
 import torch
@@ -22,11 +27,20 @@ from srtbench import checkpoint, data
 from srtbench.attacks import build
 from srtbench.maximizers import PGD, cross_entropy
 from srtbench.models import create_model
-from srtbench.runtime import resolve_device
+from srtbench.runtime import resolve_device, set_threads
+
+SECTIONS = ("pgd", "gridadv", "jsma", "cw-l2", "autoattack")
+ROBUST_MODEL = "models/fmnist-srt-pixel.pt"  # trained at ℓ∞ 0.1: few examples break early, every stage runs
 
 
 def timed(fn, device, repeat: int = 1):
-    """Best wall time of `repeat` runs (after one warm-up), and the last result."""
+    """Best wall time of `repeat` runs (after one warm-up), and the last result; repeat 0: one run, no warm-up."""
+    if repeat == 0:
+        start = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start, out
     out = fn()
     best = float("inf")
     for _ in range(repeat):
@@ -61,6 +75,86 @@ def accuracy(model, x_adv, y) -> float:
         return 100 * (model(x_adv).argmax(1) == y).float().mean().item()
 
 
+def robust_batch(n: int, device):
+    """The robust reference model (trained at ℓ∞ 0.1) and its first `n` test images."""
+    ck = checkpoint.load(ROBUST_MODEL)
+    model = ck.build_model().to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x, y = data.load(ck.meta["dataset"], False).batch(torch.arange(n))
+    return model, ck.meta["dataset"], x.to(device), y.to(device)
+
+
+def bench_jsma(args, model, x, y, device):
+    """Our batched JSMA against torchattacks' on the same images at θ 1, γ 1: time, and identical outcomes."""
+    import torchattacks as ta
+
+    n = min(len(x), 10 if args.quick else 50)
+    x, y = x[:n], y[:n]
+    ours = build("jsma[theta=1.0,gamma=1.0]", "fashion-mnist")
+    t_ours, adv_ours = timed(lambda: ours(model, x, y).x_adv, device, 0)
+    t_ta, adv_ta = timed(lambda: ta.JSMA(model, theta=1.0, gamma=1.0)(x, y), device, 0)
+    same = int(((adv_ours - adv_ta).flatten(1).abs().amax(1) <= 1e-6).sum())
+    print(f"\nJSMA θ 1, γ 1, {n} images on {device}, {torch.get_num_threads()} threads")
+    print(tabulate([["srtbench jsma", f"{n / t_ours:.2f}", f"{accuracy(model, adv_ours, y):.1f}"],
+                    ["torchattacks JSMA", f"{n / t_ta:.2f}", f"{accuracy(model, adv_ta, y):.1f}"]],
+                   headers=["method", "images/s", "robust acc %"]))
+    print(f"speed-up {t_ta / t_ours:.1f}x, identical adversarial images on {same}/{n} examples")
+
+
+def bench_cw_l2(args, device):
+    """Our batched C&W-ℓ2 against foolbox's L2CarliniWagnerAttack (same settings) on the same images of the robust
+    model: time, examples found, median ℓ2 distance (within 2% of foolbox's is the target)."""
+    n = 20 if args.quick else 100
+    model, dataset, x, _ = robust_batch(n, device)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    runs = {"srtbench cw-l2": build("cw-l2", dataset), "foolbox L2CarliniWagnerAttack": build(
+        "cw-l2[library=foolbox]", dataset)}
+    rows, out = [], {}
+    for name, atk in runs.items():
+        t, out[name] = timed(lambda atk=atk: atk(model, x, pred).distance, device, 0)
+        d = out[name]
+        rows.append([name, f"{t:.1f}", f"{int(torch.isfinite(d).sum())}/{n}", f"{d.median():.4f}"])
+        out[name + " time"] = t
+    ours, ref = out["srtbench cw-l2"], out["foolbox L2CarliniWagnerAttack"]
+    print(f"\nC&W-ℓ2 (steps 100, binary search 9), {n} images of {ROBUST_MODEL} on {device},"
+          f" {torch.get_num_threads()} threads")
+    print(tabulate(rows, headers=["method", "time s", "found", "median ℓ2"]))
+    print(f"speed-up {out['foolbox L2CarliniWagnerAttack time'] / out['srtbench cw-l2 time']:.2f}x, median ℓ2"
+          f" ours / foolbox {ours.median() / ref.median():.4f}, found {int(torch.isfinite(ours).sum())} vs"
+          f" {int(torch.isfinite(ref).sum())}")
+
+
+def bench_autoattack(args, device):
+    """Our AutoAttack cascade against the official one (pyautoattack, version='standard') on the same images:
+    robust accuracy within one example, and time."""
+    from pyautoattack import AutoAttack
+
+    n, eps = (25 if args.quick else 100), 0.1
+    model, dataset, x, y = robust_batch(n, device)
+    ours = build(f"autoattack[epsilon={eps}]", dataset)
+    logging.getLogger("auto-attack").setLevel(logging.WARNING)
+
+    def official():
+        aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", device=device, seed=0)
+        return aa.run_standard_evaluation(x, y, batch_size=n)[0]
+
+    t_ours, adv_ours = timed(lambda: ours(model, x, y, torch.Generator().manual_seed(0)).x_adv, device, 0)
+    t_off, adv_off = timed(official, device, 0)
+    with torch.no_grad():
+        robust_ours = int((model(adv_ours).argmax(1) == y).sum())
+        robust_off = int((model(adv_off).argmax(1) == y).sum())
+        clean = int((model(x).argmax(1) == y).sum())
+    print(f"\nAutoAttack (standard), ℓ∞ ε = {eps:g}, {n} images of {ROBUST_MODEL} on {device}"
+          f" (clean {clean}/{n}), {torch.get_num_threads()} threads")
+    print(tabulate([["srtbench autoattack", f"{t_ours:.1f}", f"{robust_ours}/{n}"],
+                    ["pyautoattack AutoAttack (official)", f"{t_off:.1f}", f"{robust_off}/{n}"]],
+                   headers=["method", "time s", "robust"]))
+    print(f"ours vs official: {t_off / t_ours:.2f}x faster, robust examples {robust_ours - robust_off:+d}"
+          f" ({'within' if robust_ours - robust_off <= 1 else 'NOT within'} one example)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", help="srtbench checkpoint to attack (default: a quickly trained SmallCNN)")
@@ -69,7 +163,14 @@ def main():
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per method (best is kept)")
     ap.add_argument("--quick", action="store_true", help="n = 100, best of 2 runs, GridAdv on 100 images")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"sections to run, of {','.join(SECTIONS)}")
     args = ap.parse_args()
+    only = set(args.only.split(","))
+    unknown = only - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown sections {','.join(sorted(unknown))}; choose from {','.join(SECTIONS)}")
+    threads = set_threads()
+    print(f"torch threads: {threads} (of {len(os.sched_getaffinity(0))} usable cores)")
     if args.quick:
         args.n, args.repeat = 100, 2
     import foolbox as fb
@@ -85,59 +186,71 @@ def main():
         p.requires_grad_(False)
     x, y = data.load(dataset, False).batch(torch.arange(args.n))
     x, y = x.to(device), y.to(device)
-    eps, steps, alpha = args.epsilon, 20, args.epsilon / 8
-    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-
-    def floor():
-        for _ in range(steps):
-            xr = x.clone().requires_grad_(True)
-            torch.autograd.grad(cross_entropy(model(xr), y).sum(), xr)
-        return x
-
-    ours = build(f"pgd[epsilon={eps},steps={steps},step_size={alpha},start=uniform]", dataset)
-    full = PGD(steps, alpha, "uniform")  # no early stop: every example takes all 20 steps
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=device)
-    methods = {
-        "floor: 20 × (forward + backward)": floor,
-        "srtbench PGD-20 (early stop, keep-best)": lambda: ours(model, x, y, gen()).x_adv,
-        "srtbench PGD-20 (all steps)": lambda: ours.neighborhood.apply(
-            x, full(model, ours.neighborhood, x, y, cross_entropy, None, gen())),
-        "torchattacks.PGD": lambda: ta.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)(x, y),
-        "foolbox LinfPGD": lambda: fb.attacks.LinfPGD(abs_stepsize=alpha, steps=steps, random_start=True)(
-            fmodel, x, y, epsilons=eps)[1],
-    }
-    # round robin over methods, best of `repeat` each: load from other processes hits every method alike
-    times = {name: float("inf") for name in methods}
-    outputs = {}
-    for _ in range(args.repeat):
-        for name, fn in methods.items():
-            t, outputs[name] = timed(fn, device, 1)
-            times[name] = min(times[name], t)
-    rows = []
-    for name in methods:
-        t = times[name]
-        acc = "" if name.startswith("floor") else f"{accuracy(model, outputs[name], y):.1f}"
-        rows.append([name, f"{args.n / t:.0f}", f"{t / times['floor: 20 × (forward + backward)']:.2f}", acc])
-    lib_best = min(times["torchattacks.PGD"], times["foolbox LinfPGD"])
-    print(f"\nPGD-20, ε = {eps:g}, step {alpha:g}, {args.n} {dataset} images on {device}")
-    print(tabulate(rows, headers=["method", "images/s", "time / floor", "robust acc %"]))
-    print(f"ours (early stop) vs fastest library: {lib_best / times['srtbench PGD-20 (early stop, keep-best)']:.2f}x"
-          f" faster; all steps vs fastest library: {lib_best / times['srtbench PGD-20 (all steps)']:.2f}x")
+    if "pgd" in only:
+        eps, steps, alpha = args.epsilon, 20, args.epsilon / 8
+        gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
 
-    n_grid = min(args.n, 100 if args.quick else 500)
-    xg, yg = x[:n_grid], y[:n_grid]
-    grid = build("gridadv", dataset)
-    spatial = fb.attacks.SpatialAttack(max_translation=3, max_rotation=30, num_translations=5, num_rotations=31,
-                                       grid_search=True)
-    t_ours, adv_ours = timed(lambda: grid(model, xg, yg).x_adv, device, 1)
-    t_fb, adv_fb = timed(lambda: spatial(fmodel, xg, yg)[1], device, 1)
-    acc_ours, acc_fb = accuracy(model, adv_ours, yg), accuracy(model, adv_fb, yg)
-    print(f"\nGridAdv, 31 × 5 × 5 = 775 transforms, {n_grid} images (clean {accuracy(model, xg, yg):.1f}%)")
-    print(tabulate([["srtbench gridadv", f"{n_grid / t_ours:.1f}", f"{acc_ours:.1f}"],
-                    ["foolbox SpatialAttack", f"{n_grid / t_fb:.1f}", f"{acc_fb:.1f}"]],
-                   headers=["method", "images/s", "robust acc %"]))
-    print(f"speed-up {t_fb / t_ours:.1f}x, accuracy difference {acc_ours - acc_fb:+.1f} pt"
-          " (the two resample images with different bilinear conventions)")
+        def floor():
+            for _ in range(steps):
+                xr = x.clone().requires_grad_(True)
+                torch.autograd.grad(cross_entropy(model(xr), y).sum(), xr)
+            return x
+
+        ours = build(f"pgd[epsilon={eps},steps={steps},step_size={alpha},start=uniform]", dataset)
+        full = PGD(steps, alpha, "uniform")  # no early stop: every example takes all 20 steps
+        methods = {
+            "floor: 20 × (forward + backward)": floor,
+            "srtbench PGD-20 (early stop, keep-best)": lambda: ours(model, x, y, gen()).x_adv,
+            "srtbench PGD-20 (all steps)": lambda: ours.neighborhood.apply(
+                x, full(model, ours.neighborhood, x, y, cross_entropy, None, gen())),
+            "torchattacks.PGD": lambda: ta.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)(x, y),
+            "foolbox LinfPGD": lambda: fb.attacks.LinfPGD(abs_stepsize=alpha, steps=steps, random_start=True)(
+                fmodel, x, y, epsilons=eps)[1],
+        }
+        # round robin over methods, best of `repeat` each: load from other processes hits every method alike
+        times = {name: float("inf") for name in methods}
+        outputs = {}
+        for _ in range(args.repeat):
+            for name, fn in methods.items():
+                t, outputs[name] = timed(fn, device, 1)
+                times[name] = min(times[name], t)
+        rows = []
+        for name in methods:
+            t = times[name]
+            acc = "" if name.startswith("floor") else f"{accuracy(model, outputs[name], y):.1f}"
+            rows.append([name, f"{args.n / t:.0f}", f"{t / times['floor: 20 × (forward + backward)']:.2f}", acc])
+        lib_best = min(times["torchattacks.PGD"], times["foolbox LinfPGD"])
+        print(f"\nPGD-20, ε = {eps:g}, step {alpha:g}, {args.n} {dataset} images on {device}")
+        print(tabulate(rows, headers=["method", "images/s", "time / floor", "robust acc %"]))
+        early = times["srtbench PGD-20 (early stop, keep-best)"]
+        print(f"ours (early stop) vs fastest library: {lib_best / early:.2f}x"
+              f" faster; all steps vs fastest library: {lib_best / times['srtbench PGD-20 (all steps)']:.2f}x")
+
+    if "gridadv" in only:
+        n_grid = min(args.n, 100 if args.quick else 500)
+        xg, yg = x[:n_grid], y[:n_grid]
+        grid = build("gridadv", dataset)
+        spatial = fb.attacks.SpatialAttack(max_translation=3, max_rotation=30, num_translations=5, num_rotations=31,
+                                           grid_search=True)
+        t_ours, adv_ours = timed(lambda: grid(model, xg, yg).x_adv, device, 1)
+        t_fb, adv_fb = timed(lambda: spatial(fmodel, xg, yg)[1], device, 1)
+        acc_ours, acc_fb = accuracy(model, adv_ours, yg), accuracy(model, adv_fb, yg)
+        print(f"\nGridAdv, 31 × 5 × 5 = 775 transforms, {n_grid} images (clean {accuracy(model, xg, yg):.1f}%)")
+        print(tabulate([["srtbench gridadv", f"{n_grid / t_ours:.1f}", f"{acc_ours:.1f}"],
+                        ["foolbox SpatialAttack", f"{n_grid / t_fb:.1f}", f"{acc_fb:.1f}"]],
+                       headers=["method", "images/s", "robust acc %"]))
+        print(f"speed-up {t_fb / t_ours:.1f}x, accuracy difference {acc_ours - acc_fb:+.1f} pt"
+              " (the two resample images with different bilinear conventions)")
+
+    if "jsma" in only:
+        bench_jsma(args, model, x, y, device)
+
+    if "cw-l2" in only:
+        bench_cw_l2(args, device)
+
+    if "autoattack" in only:
+        bench_autoattack(args, device)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,20 @@ FORMAT = "srtbench-checkpoint"
 FORMAT_VERSION = 1
 # metadata keys every checkpoint carries (the rest is free-form plain data: hyperparameters, metrics ...)
 REQUIRED_META = ("model", "dataset", "in_shape", "num_classes", "mean", "std")
+# a run's resume state sits beside its final checkpoint as NAME.resume: a `runs/*.pt` glob must not take it
+# for a checkpoint (older versions wrote NAME.last.pt, which --resume still reads)
+RESUME_SUFFIX = ".resume"
+LEGACY_RESUME_SUFFIX = ".last.pt"
+
+
+def resume_path(out: str | os.PathLike) -> Path:
+    """Where the run whose final checkpoint is `out` (NAME.pt) keeps its resume state: NAME.resume."""
+    return Path(out).with_suffix(RESUME_SUFFIX)
+
+
+def legacy_resume_path(out: str | os.PathLike) -> Path:
+    """The resume state's name in older versions: NAME.last.pt."""
+    return Path(out).with_suffix(LEGACY_RESUME_SUFFIX)
 
 
 @dataclass

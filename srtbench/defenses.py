@@ -4,8 +4,9 @@ A defense is only its objective: `objective(model, batch, neighborhood, params, 
 with `loss` (what the trainer minimizes), `natural` and `robust` (its two parts, detached) and
 `correct` / `count` (training accuracy of the supervised term's logits).  The inner maximization is
 done by the foundation's maximizers (model in eval mode, no parameter gradients); which one depends on
-the neighborhood: PGD over a pixel ball, worst-of-k random transforms over a spatial one, and the two
-in sequence (pixel-wise first, Appendix F) over a compound.
+the neighborhood, which names its own (`train_solver`): PGD over a pixel ball, worst-of-k random transforms over
+a spatial one, PGD on σ for blur and on contrast/brightness for color, and its parts' in sequence over a compound
+(pixel-wise first, Appendix F).  A defense is defined for every registered threat unless it declares otherwise.
 
 Notation: L = cross-entropy, C(x) = argmax f(x) computed in eval mode without gradient (the official
 code's choice), x_l / y the labeled part of the batch, x_u its unlabeled part, λ, β trade-offs.
@@ -28,8 +29,8 @@ from torch import nn
 from srtbench.config import field, require
 from srtbench.data import Batch
 from srtbench.errors import SrtbenchError
-from srtbench.maximizers import PGD, RandomSearch, Sequential, cross_entropy, eval_mode, kl_to_clean, misclassified
-from srtbench.neighborhoods import Compound, Neighborhood, PixelBall, Spatial
+from srtbench.maximizers import build, cross_entropy, eval_mode, kl_to_clean, misclassified
+from srtbench.neighborhoods import NEIGHBORHOODS, Neighborhood, SolverSettings
 from srtbench.registry import Registry
 
 # ---------------------------------------------------------------- hyperparameters (declared once)
@@ -49,9 +50,10 @@ class DefenseParams:
     beta: float | None = field(
         None, "β = 1/λ of the KL smoothness term. Default: TRADES 1 on MNIST-like data, 6 on CIFAR-10; UAT 6, "
         "1 on CIFAR-10 (Appendix E); RST 6 (Carmon et al.)")
-    steps: int = field(10, "K, PGD steps of the pixel-wise inner maximization (Appendix B-C, E)")
+    steps: int = field(10, "K, PGD steps of the inner maximization (pixel-wise: Appendix B-C, E; blur, color too)")
     step_size: float | None = field(
-        None, "α, PGD step size (default 2.5·ε/K, Madry et al.'s rule; presets set the paper's)")
+        None, "α, pixel-wise PGD step size (default 2.5·ε/K, Madry et al.'s rule; presets set the paper's); blur "
+        "and color step 2.5/K of their budget")
     start: str = field("normal", "PGD start: x + 0.001·N(0, I) (official code), uniform in N(x), or x itself",
                        choices=("normal", "uniform", "none"))
     k: int = field(10, "random transforms tried by the spatial inner maximization (Worst-of-k, Engstrom et al.)")
@@ -110,18 +112,28 @@ class Defense:
 
     name: str
     objective: Objective
-    threats: tuple[str, ...]  # neighborhoods it is defined for
     params: tuple[str, ...]  # DefenseParams fields it reads
     label: Callable[[DefenseParams, str], str]  # the paper's row name
     source: str
+    only: tuple[str, ...] | None = None  # the threats it is defined for, where not every registered one
+    refuses: tuple[str, ...] = ()  # threats it is not defined for ...
+    hint: str = ""  # ... and what to use for them instead
     defaults: Callable[[str, str], dict] = lambda threat, dataset: {}  # paper defaults per (threat, dataset)
     uses_unlabeled: bool = False
     schedule: str = "piecewise"  # the learning-rate schedule it is run with by default
 
+    def accepts(self, threat: str) -> bool:
+        return threat in self.only if self.only is not None else threat not in self.refuses
+
+    @property
+    def threats(self) -> tuple[str, ...]:
+        """The registered threats it is defined for (and, unless `only` is declared, any chain of them)."""
+        return tuple(t for t in NEIGHBORHOODS.names() if self.accepts(t))
+
     def resolve(self, params: DefenseParams, threat: str, dataset: str, epsilon: float) -> DefenseParams:
         """Check the threat is supported and fill every `None` with the paper's default."""
-        if threat not in self.threats:
-            hint = {"spatial": " (for spatial AT use worst-of-k)"}.get(threat, "") if self.name == "at" else ""
+        if not self.accepts(threat):
+            hint = f" ({self.hint})" if self.hint else ""
             raise SrtbenchError(
                 f"defense {self.name!r} is not defined for the {threat} threat; it supports: "
                 f"{', '.join(self.threats)}{hint}"
@@ -151,31 +163,16 @@ def register(name: str, **kw) -> Callable[[Objective], Objective]:
 # ---------------------------------------------------------------- inner maximizers per neighborhood
 
 
-def pixel_part(n: Neighborhood) -> PixelBall | None:
-    if isinstance(n, PixelBall):
-        return n
-    if isinstance(n, Compound):
-        return next((p for p in n.parts if isinstance(p, PixelBall)), None)
-    return None
-
-
 def inner_maximizer(n: Neighborhood, params: DefenseParams, fast: bool = False):
-    """PGD over a pixel ball (FGSM-RS with α = fgsm_alpha·ε when `fast`, Algorithm 2), worst-of-k over
-    spatial transforms, and the two in sequence over a compound (Appendix F)."""
-    if isinstance(n, PixelBall):
-        if fast:
-            return PGD(steps=1, step_size=params.fgsm_alpha * n.epsilon, start="uniform")
-        return PGD(steps=params.steps, step_size=params.step_size, start=params.start)
-    if isinstance(n, Spatial):
-        return RandomSearch(params.k)
-    if isinstance(n, Compound):
-        return Sequential(tuple(inner_maximizer(p, params, fast) for p in n.parts))
-    raise TypeError(f"no inner maximizer for {type(n).__name__}")
+    """The maximizer neighborhood `n` names for training, given this defense's settings (FGSM-RS with α =
+    fgsm_alpha·ε when `fast`, Algorithm 2)."""
+    return build(n.train_solver(SolverSettings(params.steps, params.step_size, params.start, params.k, fast,
+                                               params.fgsm_alpha)))
 
 
 def _maximize(model, n, x, target, loss, params, gen, fast=False):
     """x' = argmax over N(x) of loss(f(x'), target), detached (Eq. (10))."""
-    done = misclassified if params.spatial_pick == "flip" and not isinstance(n, PixelBall) else None
+    done = misclassified if params.spatial_pick == "flip" and n.search_in_training else None
     if done is not None and target.dim() != 1:
         done = None  # "changes the prediction" needs a class target; KL objectives keep the worst by loss
     theta = inner_maximizer(n, params, fast)(model, n, x, target, loss, done=done, gen=gen)
@@ -213,7 +210,7 @@ def _merged(batch: Batch, use_unlabeled: bool) -> torch.Tensor:
 # ---------------------------------------------------------------- the objectives
 
 
-@register("standard", threats=("pixel", "spatial", "compound"), params=(),
+@register("standard", params=(),
           label=lambda p, t: "Standard", source="empirical risk minimization")
 def standard(model, batch, neighborhood, params, gen=None):
     """min_w mean L(f(x_l), y) on the labeled part only."""
@@ -222,7 +219,7 @@ def standard(model, batch, neighborhood, params, gen=None):
     return _out(loss, loss, torch.zeros(()), logits, batch.y_labeled)
 
 
-@register("at", threats=("pixel", "compound"), params=("steps", "step_size", "start", "k"),
+@register("at", refuses=("spatial",), hint="for spatial AT use worst-of-k", params=("steps", "step_size", "start", "k"),
           label=lambda p, t: "AT+" if t == "compound" else "AT",
           source="Madry et al. 2018 (PGD AT); with --threat compound the paper's AT+ (Sec. 4.4, Appendix F)")
 def adversarial_training(model, batch, neighborhood, params, gen=None):
@@ -235,7 +232,7 @@ def adversarial_training(model, batch, neighborhood, params, gen=None):
 
 
 DEFENSES.register("worst-of-k")(Defense(
-    name="worst-of-k", objective=adversarial_training, threats=("spatial",), params=("k",),
+    name="worst-of-k", objective=adversarial_training, only=("spatial",), params=("k",),
     label=lambda p, t: "Worst-of-k",
     source="Engstrom et al. 2019: L on the worst of k = 10 random rotations + translations",
 ))
@@ -256,7 +253,7 @@ def _smoothness(model, x_sup, y_sup, x_smooth, neighborhood, params, gen, weight
     return _out(natural + weight * robust, natural, robust, logits_sup, y_sup)
 
 
-@register("trades", threats=("pixel",), params=("beta", "steps", "step_size"),
+@register("trades", only=("pixel",), params=("beta", "steps", "step_size"),
           label=lambda p, t: "TRADES",
           defaults=lambda t, d: {"beta": 6.0 if d == "cifar10" else 1.0},
           source="Zhang et al. 2019; β = 1/λ: 1 on MNIST, 6 on CIFAR-10 (Appendix E)")
@@ -267,7 +264,7 @@ def trades(model, batch, neighborhood, params, gen=None):
     return _smoothness(model, x, batch.y_labeled, x, neighborhood, params, gen, params.beta, detach_target=False)
 
 
-@register("klr", threats=("spatial",), params=("lam", "k"),
+@register("klr", only=("spatial",), params=("lam", "k"),
           label=lambda p, t: "KLR", defaults=lambda t, d: {"lam": 1.0},
           source="Yang et al. 2019, invariance-inducing KL regularization with worst-of-k transforms, λ = 1")
 def klr(model, batch, neighborhood, params, gen=None):
@@ -276,7 +273,7 @@ def klr(model, batch, neighborhood, params, gen=None):
     return _smoothness(model, x, batch.y_labeled, x, neighborhood, params, gen, params.lam, detach_target=False)
 
 
-@register("uat", threats=("pixel",), params=("beta", "steps", "step_size"), uses_unlabeled=True,
+@register("uat", only=("pixel",), params=("beta", "steps", "step_size"), uses_unlabeled=True,
           label=lambda p, t: "UAT",
           defaults=lambda t, d: {"beta": 1.0 if d == "cifar10" else 6.0},
           source="Alayrac et al. 2019, UAT-OT (no official code; written from its definition); β 6, 1 on "
@@ -293,7 +290,7 @@ def uat(model, batch, neighborhood, params, gen=None):
                        detach_target=True)
 
 
-@register("rst", threats=("pixel",), params=("beta", "steps", "step_size", "unlabeled_fraction", "teacher"),
+@register("rst", only=("pixel",), params=("beta", "steps", "step_size", "unlabeled_fraction", "teacher"),
           uses_unlabeled=True, label=lambda p, t: "RST", defaults=lambda t, d: {"beta": 6.0},
           source="Carmon et al. 2019, robust self-training: TRADES on labeled + pseudo-labeled data, half of "
           "each batch pseudo-labeled, β = 6")
@@ -332,14 +329,14 @@ def _srt_lambda(threat, dataset):
 _RT_PARAMS = ("lam", "lambda_warmup", "steps", "step_size", "start", "k", "spatial_pick", "weighting")
 
 
-@register("rt", threats=("pixel", "spatial", "compound"), params=_RT_PARAMS, defaults=_srt_lambda,
+@register("rt", params=_RT_PARAMS, defaults=_srt_lambda,
           label=lambda p, t: f"RT (λ = {p.lam:g})", source="Eq. (6), approximated as Eq. (9) with D_U = ∅")
 def robust_training(model, batch, neighborhood, params, gen=None):
     """RT, Eq. (6): mean L(f(x_l), y) + λ·mean_{x_l} max_{x' ∈ N(x_l)} L(f(x'), C(x_l))."""
     return _robust_training(model, batch, neighborhood, params, gen, use_unlabeled=False)
 
 
-@register("srt", threats=("pixel", "spatial", "compound"), params=_RT_PARAMS, defaults=_srt_lambda,
+@register("srt", params=_RT_PARAMS, defaults=_srt_lambda,
           uses_unlabeled=True,
           label=lambda p, t: "SRT+" if t == "compound" else f"SRT (λ = {p.lam:g})",
           source="Eq. (8)-(11); λ = 1 pixel-wise (Sec. 4.3), 0.2 spatial (Sec. 4.2); SRT+ with --threat compound")
@@ -348,7 +345,7 @@ def semi_supervised_robust_training(model, batch, neighborhood, params, gen=None
     return _robust_training(model, batch, neighborhood, params, gen, use_unlabeled=True)
 
 
-@register("fast-srt", threats=("pixel", "spatial", "compound"), params=_RT_PARAMS + ("fgsm_alpha",),
+@register("fast-srt", params=_RT_PARAMS + ("fgsm_alpha",),
           defaults=_srt_lambda, uses_unlabeled=True, schedule="cyclic", label=lambda p, t: "fast SRT",
           source="Appendix J: FGSM-RS solver (α = 1.25ε, Algorithm 2) pixel-wise, cyclic learning rate")
 def fast_srt(model, batch, neighborhood, params, gen=None):
@@ -360,15 +357,15 @@ def fast_srt(model, batch, neighborhood, params, gen=None):
 def _per_type_losses(model, batch, neighborhood, params, gen) -> tuple[torch.Tensor, torch.Tensor]:
     """(types, B) losses L(f(x'_t), y), one adversarial example per perturbation type t, each crafted
     from the clean x against its own neighborhood alone (Tramèr & Boneh 2019)."""
-    if not isinstance(neighborhood, Compound):
+    if len(neighborhood.chain()) < 2:
         raise SrtbenchError("at-avg and at-max need --threat compound")
     x, y = batch.x_labeled, batch.y_labeled
-    advs = [_maximize(model, part, x, y, cross_entropy, params, gen) for part in neighborhood.parts]
+    advs = [_maximize(model, part, x, y, cross_entropy, params, gen) for part in neighborhood.chain()]
     logits = model(torch.cat(advs))
     return F.cross_entropy(logits, y.repeat(len(advs)), reduction="none").view(len(advs), len(y)), logits
 
 
-@register("at-avg", threats=("compound",), params=("steps", "step_size", "start", "k"),
+@register("at-avg", only=("compound",), params=("steps", "step_size", "start", "k"),
           label=lambda p, t: "AT(avg)", source="Tramèr & Boneh 2019, 'avg' strategy (Appendix I)")
 def at_avg(model, batch, neighborhood, params, gen=None):
     """mean over perturbation types t and examples of L(f(x'_t), y)."""
@@ -378,7 +375,7 @@ def at_avg(model, batch, neighborhood, params, gen=None):
     return _out(loss, _clean_loss_monitor(model, batch.x_labeled, y), loss, logits, y.repeat(len(losses)))
 
 
-@register("at-max", threats=("compound",), params=("steps", "step_size", "start", "k"),
+@register("at-max", only=("compound",), params=("steps", "step_size", "start", "k"),
           label=lambda p, t: "AT(max)", source="Tramèr & Boneh 2019, 'max' strategy (Appendix I)")
 def at_max(model, batch, neighborhood, params, gen=None):
     """mean over examples of max over perturbation types t of L(f(x'_t), y)."""

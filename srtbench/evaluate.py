@@ -28,14 +28,23 @@ import torch
 from torch import nn
 
 from srtbench import __version__, checks, results
-from srtbench.attacks import ATTACKS, Attack, AttackOutput, build, split_specs
+from srtbench.attacks import (
+    ATTACKS,
+    Attack,
+    AttackOutput,
+    attack_info,
+    build,
+    cover_pairs,
+    must_beat_pairs,
+    split_specs,
+)
 from srtbench.checkpoint import load as load_checkpoint
 from srtbench.config import field, require
 from srtbench.errors import SrtbenchError, describe
 from srtbench.maximizers import eval_mode
 from srtbench.neighborhoods import ExampleRNG
 from srtbench.progress import progress_bar
-from srtbench.runtime import DEVICES, command_line, device_label, exact_fp32, git_commit, resolve_device
+from srtbench.runtime import DEVICES, check_writable, command_line, device_label, exact_fp32, git_commit, resolve_device
 
 SUBSET = 64  # examples the extra sanity runs (ε = 0, ε = 1, Square) use
 SQUARE_QUERIES = 1000  # Square's query budget in the gradient-masking check
@@ -62,7 +71,8 @@ class EvalConfig:
         require(len(self.fractions) >= 1, "--fractions is empty")
         for f in self.fractions:
             require(math.isfinite(f) and 0 <= f <= 1, f"--fractions must lie in [0, 1], got {f:g}")
-        require(self.model is None or ":" in self.model, f"--model must be module:function, got {self.model!r}")
+        require(self.model is None or all(self.model.partition(":")[::2]),
+                f"--model must be module:function, got {self.model!r}")
 
 
 # ---------------------------------------------------------------- what is attacked
@@ -104,7 +114,7 @@ def load_target(path: str, cfg: EvalConfig) -> Target:
     train_threat = threat.get("threat", "unknown") if isinstance(threat, dict) else str(threat or "unknown")
     if meta.get("defense") == "standard":  # trained against no neighborhood: the dataset's budgets apply
         train_threat, trained = "none", None
-    label = str(meta.get("label") or Path(path).stem)
+    label = results.clean_text(str(meta.get("label") or Path(path).stem))  # free text from a downloaded file
     return Target(ckpt.build_model(), str(path), sha256(path), meta["dataset"], label,
                   str(meta.get("defense") or "unknown"), dict(meta.get("defense_params") or {}), train_threat,
                   str(meta["model"]), trained)
@@ -195,18 +205,8 @@ def check_model(target: Target, x: torch.Tensor, num_classes: int, batch_size: i
 
 def check_out(out: str) -> None:
     """`--out` must be a file that can be written, checked before any work: not a folder, not under a file."""
+    check_writable(out, "a CSV file (e.g. results/eval.csv)")
     path = Path(out)
-    if path.is_dir():
-        raise SrtbenchError(f"--out {out} is a folder; name a CSV file (e.g. {path / 'eval.csv'})")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise SrtbenchError(f"--out {out}: no permission to write this file")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise SrtbenchError(f"--out {out}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SrtbenchError(f"--out {out}: no permission to write in {folder}")
     side = path.parent / f"{path.stem}.examples"
     if side.exists() and not side.is_dir():
         raise SrtbenchError(f"--out {out}: {side} (where per-example outcomes go) is a file, not a folder")
@@ -460,34 +460,39 @@ class CheckpointEvaluation:
 # ---------------------------------------------------------------- cross-row flags
 
 
-ORDER = (("pgd", "fgsm"), ("autoattack", "pgd"), ("gridadv", "randadv"), ("gridadv.t", "randadv.t"),
-         ("gridadv.r", "randadv.r"))
-COMPOUND = (("pgd+", "pgd"), ("gridadv+", "gridadv"))
-WHITE_BOX = ("fgsm", "pgd", "mifgsm", "cw", "autoattack")
+def _same_budget(a: dict, b: dict) -> bool:
+    """Two rows attack at one budget where they share budget keys (a compound and its part share ε or the
+    transform's range)."""
+    shared = set(a) & set(b)
+    return bool(shared) and all(abs(float(a[k]) - float(b[k])) <= 1e-9 for k in shared)
+
+
+def _paired(runs: list[Run], pairs) -> list[tuple[str, str, Run, Run]]:
+    """(first, second, its run, the other's run) for every pair of runs of the named attacks at one fraction
+    and one budget: never pgd at ε 0.05 against fgsm at ε 0.3."""
+    return [(a, b, r, o) for a, b in pairs for r in runs if r.attack == a for o in runs
+            if o.attack == b and o.fraction == r.fraction and _same_budget(r.row["budget"], o.row["budget"])]
 
 
 def cross_flags(ev: CheckpointEvaluation) -> None:
-    """Flags that compare rows: budget monotonicity, attack order, compound ⊇ part, ε = 1, Square."""
+    """Flags that compare rows: budget monotonicity (per attack setting), attack order and compound ⊇ part
+    (at equal budgets), ε = 1, Square."""
     n = ev.cfg.n
-    by = {(r.attack, r.fraction): r for r in ev.runs}
-    for name in {r.attack for r in ev.runs}:
-        accs = {f: r.row["robust_acc"] for (a, f), r in by.items() if a == name}
+    settings: dict[tuple, list[Run]] = {}
+    for r in ev.runs:
+        settings.setdefault((r.attack, str(r.row["attack_params"])), []).append(r)
+    for group in settings.values():
+        accs = {r.fraction: r.row["robust_acc"] for r in group}
         if len(accs) > 1:
             flag = checks.monotone_budget(accs, n)
-            for (a, _), r in by.items():
-                if a == name:
-                    r.row["flags"]["monotone_budget"] = flag
-    for (a, f), r in by.items():
-        for strong, weak in ORDER:
-            other = strong if a == weak else weak if a == strong else None
-            if other and (other, f) in by:
-                s, w = by[(strong, f)], by[(weak, f)]
-                r.row["flags"][f"order_{strong}_vs_{weak}"] = checks.attack_order(
-                    strong, s.row["robust_acc"], weak, w.row["robust_acc"], n)
-        for compound, part in COMPOUND:
-            if a in (compound, part) and (compound, f) in by and (part, f) in by:
-                r.row["flags"][f"{compound}_covers_{part}"] = checks.compound_dominates(
-                    compound, part, by[(compound, f)].examples.broken, by[(part, f)].examples.broken)
+            for r in group:
+                r.row["flags"]["monotone_budget"] = flag
+    for strong, weak, s, w in _paired(ev.runs, must_beat_pairs()):  # AttackInfo.must_beat
+        flag = checks.attack_order(strong, s.row["robust_acc"], weak, w.row["robust_acc"], n)
+        s.row["flags"][f"order_{strong}_vs_{weak}"] = w.row["flags"][f"order_{strong}_vs_{weak}"] = flag
+    for compound, part, c, p in _paired(ev.runs, cover_pairs()):  # AttackInfo.covers
+        flag = checks.compound_dominates(compound, part, c.examples.broken, p.examples.broken)
+        c.row["flags"][f"{compound}_covers_{part}"] = p.row["flags"][f"{compound}_covers_{part}"] = flag
     linf = [r for r in ev.runs if r.threat == "linf"]
     if ev.cfg.sanity and linf:
         for r in linf:
@@ -500,11 +505,12 @@ def _pixel_flags(ev: CheckpointEvaluation, linf: list[Run]) -> dict:
         correct = clean == ev.y[:SUBSET]
         with torch.no_grad():
             num_classes = ev.t.model(x[:1].to(ev.device)).shape[1]
-        unbounded = build("pgd[epsilon=1.0,step_size=0.1]", ev.t.dataset)
+        # from x itself: a random start at ε = 1 is a noise image, which would hide a masked model's gradients
+        unbounded = build("pgd[epsilon=1.0,step_size=0.1,start=none]", ev.t.dataset)
         out = run_attack(ev.t.model, unbounded, x, clean, ev.cfg.batch_size, ev.device, ev.cfg.seed)
         acc = accuracy(correct & (predict(ev.t.model, out.x_adv, ev.cfg.batch_size, ev.device) == ev.y[:SUBSET]))
         flags = {"unbounded_pgd": checks.unbounded_pgd(acc, num_classes, len(x))}
-        full = [r for r in linf if r.fraction == 1.0 and r.attack in WHITE_BOX]
+        full = [r for r in linf if r.fraction == 1.0 and attack_info(r.attack).white_box]
         if full:
             best = min(full, key=lambda r: r.examples.adv_correct[:SUBSET].sum().item())
             white = accuracy(best.examples.adv_correct[:SUBSET])

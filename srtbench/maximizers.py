@@ -23,17 +23,7 @@ from torch import nn
 
 from srtbench.config import require
 from srtbench.errors import SrtbenchError
-from srtbench.neighborhoods import (
-    Compound,
-    Neighborhood,
-    Params,
-    Spatial,
-    assign,
-    detach,
-    index,
-    randn,
-    subset,
-)
+from srtbench.neighborhoods import Neighborhood, Params, Solve, assign, detach, index, randn, subset
 from srtbench.registry import Registry
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -257,11 +247,12 @@ class RandomSearch:
 @MAXIMIZERS.register("grid", source="Engstrom et al. 2019 GridAdv; Appendix B grid of 31 × 5 × 5")
 @dataclass
 class GridSearch:
-    """Exhaustive search over a spatial neighborhood's grid (775 transforms by default)."""
+    """Exhaustive search over a neighborhood's `grid()` of parameters (spatial: 775 transforms by default; blur:
+    values of σ)."""
 
     def __call__(self, model, neighborhood, x, target, loss, done=None, gen=None) -> Params:
-        if not isinstance(neighborhood, Spatial):
-            raise TypeError(f"grid search needs a spatial neighborhood, got {neighborhood.name}")
+        if not hasattr(neighborhood, "grid"):
+            raise TypeError(f"grid search needs a neighborhood with a grid (spatial, blur), got {neighborhood.name}")
         grid = neighborhood.grid().to(x.device)
 
         def candidates(rows, lo, hi):
@@ -282,11 +273,12 @@ class Sequential:
     stages: tuple
 
     def __call__(self, model, neighborhood, x, target, loss, done=None, gen=None) -> Params:
-        if not isinstance(neighborhood, Compound) or len(neighborhood.parts) != len(self.stages):
+        parts = neighborhood.chain()
+        if len(parts) != len(self.stages) or len(parts) < 2:
             raise TypeError("Sequential needs a Compound neighborhood with one part per stage")
         thetas, cur = [], x
         active = torch.ones(len(x), dtype=torch.bool, device=x.device)
-        for part, stage in zip(neighborhood.parts, self.stages):
+        for part, stage in zip(parts, self.stages):
             theta = part.identity(cur)
             rows = active.nonzero().squeeze(1)
             if len(rows):
@@ -298,3 +290,12 @@ class Sequential:
                     active[rows] = ~done(model(cur[rows]), target[rows])
         return tuple(thetas)
 
+
+@MAXIMIZERS.register("sequential", source="Appendix F: a compound's parts, each by its own maximizer, in order")
+def sequential(stages: tuple[Solve, ...]) -> Sequential:
+    return Sequential(tuple(build(stage) for stage in stages))
+
+
+def build(solve: Solve):
+    """The maximizer a neighborhood names for itself (`train_solver`, `attack_solver`): MAXIMIZERS[name](**args)."""
+    return MAXIMIZERS.get(solve.name)(**solve.args)

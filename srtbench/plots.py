@@ -27,10 +27,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from srtbench.attacks import header, rank  # noqa: E402
 from srtbench.errors import SrtbenchError  # noqa: E402
 from srtbench.registry import Registry  # noqa: E402
 from srtbench.runtime import atomic_path  # noqa: E402
-from srtbench.tables import ATTACK_HEADERS, DATASET_NAMES, check_conflicts, checkpoint_meta, distinguish_models  # noqa: E402
+from srtbench.tables import DATASET_NAMES, check_conflicts, checkpoint_meta, distinguish_models  # noqa: E402
 
 PLOTS: Registry = Registry("plot")
 FORMATS = ("png", "pdf")
@@ -57,8 +58,13 @@ def _grid(n_rows: int, n_cols: int, size=(4.0, 3.2), **kw):
     return fig, axes
 
 
+def literal(text) -> str:
+    """A label as matplotlib shows it verbatim: `$` would start mathtext (labels are free text from files)."""
+    return str(text).replace("$", r"\$")
+
+
 def _title(dataset: str, attack: str) -> str:
-    return f"{DATASET_NAMES.get(dataset, dataset)}: {ATTACK_HEADERS.get(attack, attack)}"
+    return f"{DATASET_NAMES.get(dataset, dataset)}: {header(attack)}"
 
 
 # ---------------------------------------------------------------- Figures 1 and 7
@@ -77,8 +83,7 @@ def budget(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | No
     df = distinguish_models(df)  # one curve per model, named as the tables name it
     check_conflicts(df)
     panels = sorted({(str(d), str(a)) for d, a in zip(df["dataset"], df["attack"])},
-                    key=lambda p: (list(DATASET_NAMES).index(p[0]) if p[0] in DATASET_NAMES else 99,
-                                   list(ATTACK_HEADERS).index(p[1]) if p[1] in ATTACK_HEADERS else 99, p))
+                    key=lambda p: (list(DATASET_NAMES).index(p[0]) if p[0] in DATASET_NAMES else 99, rank(p[1]), p))
     datasets = list(dict.fromkeys(d for d, _ in panels))
     columns = max(sum(d == ds for d, _ in panels) for ds in datasets)
     fig, axes = _grid(len(datasets), columns)
@@ -96,7 +101,7 @@ def budget(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | No
             if 0.0 not in fr and rows["clean_acc"].notna().any():
                 fr, acc = [0.0, *fr], [float(rows["clean_acc"].dropna().iloc[0]), *acc]
             curves[str(label)] = (fr, acc)
-            ax.plot(fr, acc, marker="o", ms=3, label=str(label))
+            ax.plot(fr, acc, marker="o", ms=3, label=literal(label))
         data[(ds, attack)] = curves
         ax.set(title=_title(ds, attack), xlabel="perturbation fraction", ylabel="accuracy (%)", ylim=(0, 100))
         ax.grid(alpha=0.3)
@@ -161,10 +166,10 @@ def unlabeled(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] |
             ns, acc = rows["n_unlabeled"].tolist(), rows["robust_acc"].astype(float).tolist()
             if len(ns) > 1:
                 curves[str(label)] = (ns, acc)
-                ax.plot(ns, acc, marker="o", label=str(label))
+                ax.plot(ns, acc, marker="o", label=literal(label))
             else:
                 references[str(label)] = acc[0]
-                ax.axhline(acc[0], ls="--", lw=1, color=f"C{len(curves) + len(references) + 3}", label=str(label))
+                ax.axhline(acc[0], ls="--", lw=1, color=f"C{len(curves) + len(references) + 3}", label=literal(label))
         data[(ds, attack)] = {"curves": curves, "references": references}
         ax.set(title=_title(ds, attack), xlabel="number of unlabeled examples", ylabel="robust accuracy (%)")
         ax.grid(alpha=0.3)
@@ -190,40 +195,17 @@ SURFACE_VALUES = {
 }
 
 
-def _pixel_images(model, x, y, extent: float, steps: int, seed: int):
-    """x + u·sign(∇x loss) + v·r with r a random sign pattern (the adversarial and a random direction)."""
-    x = x.clone().requires_grad_(True)
-    grad, = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y), x)
-    adversarial = grad.sign()
-    random = torch.randint(0, 2, x.shape, generator=torch.Generator().manual_seed(seed)).float() * 2 - 1
-    u = torch.linspace(-extent, extent, steps)
-    uu, vv = torch.meshgrid(u, u, indexing="ij")
-    images = (x.detach() + uu.reshape(-1, 1, 1, 1) * adversarial + vv.reshape(-1, 1, 1, 1) * random).clamp(0, 1)
-    return u, u, images, ("adversarial direction", "random direction")
-
-
-def _spatial_images(x, rotation: float, translation: float, steps: int):
-    """x rotated by u degrees and shifted by v pixels (horizontally): Spatial's own transform."""
-    from srtbench.neighborhoods import Spatial
-
-    u, v = torch.linspace(-rotation, rotation, steps), torch.linspace(-translation, translation, steps)
-    uu, vv = torch.meshgrid(u, v, indexing="ij")
-    theta = torch.stack([uu.reshape(-1), vv.reshape(-1), torch.zeros(uu.numel())], 1)
-    images = Spatial(rotation, translation).apply(x.expand(len(theta), *x.shape[1:]), theta)
-    return u, v, images, ("rotation (degrees)", "translation (pixels)")
-
-
 def surface_grid(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threat: str = "pixel",
-                 value: str = "decision", steps: int = 21, epsilon: float = 0.1, rotation: float = 30.0,
-                 translation: float = 3.0, seed: int = 0) -> dict[str, Any]:
-    """The surface around one example x (1, C, H, W): values z[i, j] at perturbation (u[i], v[j])."""
+                 value: str = "decision", steps: int = 21, seed: int = 0, **budget: Any) -> dict[str, Any]:
+    """The surface around one example x (1, C, H, W): values z[i, j] at perturbation (u[i], v[j]) along the two
+    directions the threat's neighborhood draws (`Neighborhood.surface`), out to its budget (`budget`: ThreatConfig
+    fields such as epsilon=0.1, rotation=30; the rest at their defaults)."""
+    from srtbench.config import from_options
+    from srtbench.neighborhoods import ThreatConfig
+
     model = model.eval()
-    if threat == "pixel":
-        u, v, images, names = _pixel_images(model, x, y, epsilon, steps, seed)
-    elif threat == "spatial":
-        u, v, images, names = _spatial_images(x, rotation, translation, steps)
-    else:
-        raise SrtbenchError(f"unknown surface threat {threat!r}; choose pixel or spatial")
+    neighborhood = from_options(ThreatConfig, budget, threat=threat).build()
+    u, v, images, names = neighborhood.surface(model, x, y, steps, seed)
     with torch.no_grad():
         logits = torch.cat([model(chunk) for chunk in images.split(256)])
         z = SURFACE_VALUES[value](logits, y.expand(len(images))).reshape(len(u), len(v))
@@ -232,12 +214,12 @@ def surface_grid(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threa
 
 @PLOTS.register("surface", figures="3, 4, 5, 6")
 def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "pixel", value: str = "decision",
-            index: int = 0, steps: int = 21, epsilon: float | None = None, rotation: float | None = None,
-            translation: float | None = None, data_dir: str | None = None, seed: int = 0) -> dict[str, dict]:
+            index: int = 0, steps: int = 21, data_dir: str | None = None, seed: int = 0,
+            **budget: float | str | None) -> dict[str, dict]:
     """One row per checkpoint: the surface in 3-D and as a 2-D map (D > 0, correct, in red).
 
-    Budgets default to the first checkpoint's training threat, else the ThreatConfig defaults.
-    Returns {checkpoint label: surface_grid(...)}.
+    Budgets (`budget`: ThreatConfig fields, None where not given) default to the first checkpoint's training
+    threat, else the ThreatConfig defaults.  Returns {checkpoint label: surface_grid(...)}.
     """
     from srtbench import checkpoint, data
     from srtbench.neighborhoods import ThreatConfig
@@ -249,9 +231,8 @@ def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "p
     if len(datasets) > 1:
         raise SrtbenchError(f"the checkpoints are trained on different datasets ({', '.join(sorted(datasets))})")
     trained = {**ThreatConfig().__dict__, **(ckpts[0].meta.get("threat") or {})}
-    epsilon = trained["epsilon"] if epsilon is None else epsilon
-    rotation = trained["rotation"] if rotation is None else rotation
-    translation = trained["translation"] if translation is None else translation
+    budget = {k: trained[k] if v is None else v for k, v in budget.items()}
+    budget.update({k: v for k, v in trained.items() if k not in budget and k != "threat"})
     test = data.load(ckpts[0].meta["dataset"], train=False, data_dir=data_dir)
     if not 0 <= index < len(test):
         raise SrtbenchError(f"--index {index} is outside the test set (0..{len(test) - 1})")
@@ -263,7 +244,7 @@ def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "p
         label = ck.meta.get("label") or Path(ck.path).stem
         if label in out_data:
             label = f"{label} ({Path(ck.path).stem})"
-        grid = surface_grid(ck.build_model(), x, y, threat, value, steps, epsilon, rotation, translation, seed)
+        grid = surface_grid(ck.build_model(), x, y, threat, value, steps, seed, **budget)
         out_data[label] = grid
         _draw_surface(fig, r, len(ckpts), label, grid)
     fig.suptitle(f"{'decision value D(x)' if value == 'decision' else 'loss'} around test example {index}")
@@ -282,13 +263,13 @@ def _draw_surface(fig, row: int, rows: int, label: str, grid: dict) -> None:
     cmap = "coolwarm" if grid["value"] == "decision" else "viridis"
     ax3 = fig.add_subplot(rows, 2, 2 * row + 1, projection="3d")
     ax3.plot_surface(uu, vv, z, cmap=cmap, norm=norm, linewidth=0, antialiased=True)
-    ax3.set(title=f"{label} (3-D)", xlabel=grid["axes"][0], ylabel=grid["axes"][1])
+    ax3.set(title=f"{literal(label)} (3-D)", xlabel=grid["axes"][0], ylabel=grid["axes"][1])
     ax2 = fig.add_subplot(rows, 2, 2 * row + 2)
     filled = ax2.contourf(uu, vv, z, levels=20, cmap=cmap, norm=norm)
     if grid["value"] == "decision" and lo < 0 < hi:
         ax2.contour(uu, vv, z, levels=[0.0], colors="k", linewidths=1)
     fig.colorbar(filled, ax=ax2)
-    ax2.set(title=f"{label} (2-D)", xlabel=grid["axes"][0], ylabel=grid["axes"][1])
+    ax2.set(title=f"{literal(label)} (2-D)", xlabel=grid["axes"][0], ylabel=grid["axes"][1])
 
 
 # ---------------------------------------------------------------- Figure 8 and training curves

@@ -27,12 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from srtbench.attacks import attack_info
 from srtbench.errors import SrtbenchError
 from srtbench.registry import Registry
 
 SCALES = ("cpu", "paper")
-# minimum-norm searches and AutoAttack's cascade: minutes per hundred images on a CPU (`cw`, the ℓ∞ C&W, costs a PGD)
-SLOW_ATTACKS = ("jsma", "cw-l2", "pointwise", "ddn", "autoattack")
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # Figures 1 and 7
 
 
@@ -47,8 +46,11 @@ class Step:
         return shlex.join(self.argv)
 
     def resumed(self) -> Step:
-        """A training run cut short left OUT.last.pt behind: continue it instead of starting over."""
-        if self.argv[1] == "train" and Path(self.output).with_suffix(".last.pt").exists():
+        """A training run cut short left its resume state behind (NAME.resume, or an older version's NAME.last.pt):
+        continue it instead of starting over."""
+        from srtbench.checkpoint import legacy_resume_path, resume_path
+
+        if self.argv[1] == "train" and (resume_path(self.output).exists() or legacy_resume_path(self.output).exists()):
             return Step((*self.argv, "--resume"), self.output, self.rows)
         return self
 
@@ -271,8 +273,8 @@ class Plan:
         if out not in self.csvs:
             self.csvs.append(out)
         attacks = [self.scale.attack(a, self.experiment, self.datasets.get(checkpoint, "")) for a in attacks]
-        fast = [a for a in attacks if a.split("[")[0] not in SLOW_ATTACKS]
-        slow = [a for a in attacks if a.split("[")[0] in SLOW_ATTACKS]
+        slow = [a for a in attacks if attack_info(a.split("[")[0]).slow]  # on fewer images (AttackInfo.slow)
+        fast = [a for a in attacks if a not in slow]
         for chosen, count in ((fast, n or self.scale.n), (slow, n or self.scale.n_slow)):
             if chosen:
                 argv = ("srtbench", "evaluate", checkpoint, "--attacks", ",".join(chosen),

@@ -8,9 +8,11 @@ for resume (a re-run skips rows already present) and for conflict detection in t
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,9 @@ COLUMNS = (
 KEY = ("checkpoint_sha256", "attack", "attack_params", "fraction", "n", "seed")
 JSON_COLUMNS = ("defense_params", "attack_params", "budget", "budget_source", "flags")
 PERCENT_COLUMNS = ("clean_acc", "robust_acc", "robust_ci_low", "robust_ci_high")
+WHOLE_COLUMNS = ("n", "seed")
+NUMBER_COLUMNS = ("fraction", *WHOLE_COLUMNS, *PERCENT_COLUMNS, "mean_distance", "median_distance", "wall_time_s")
+REQUIRED = ("label", "attack", "fraction", "clean_acc", "robust_acc", "dataset")
 
 
 def dumps(value: Any) -> str:
@@ -67,14 +72,32 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+# a terminal escape sequence (CSI, OSC up to its terminator, or a two-byte ESC sequence), then any other control
+# character: C0, DEL, C1 and the bidirectional overrides that reorder what a terminal shows
+_ESCAPE_SEQUENCE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+                              r"|\x1b[ -/]*[0-~]")
+_LINE_BREAK = re.compile(r"[\t\n\v\f\r\x85\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str) -> str:
+    """Free text from a results file (a label, a path) as it may be shown: escape sequences and control characters
+    removed, line breaks and tabs made spaces.  A label travels inside any checkpoint a user downloads."""
+    return _CONTROL.sub("", _LINE_BREAK.sub(" ", _ESCAPE_SEQUENCE.sub("", text)))
+
+
 def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as written: every column, JSON columns as canonical JSON, free text cleaned (a carriage return in a
+    label would otherwise end the CSV record: the writer quotes only fields with a newline)."""
     unknown = set(row) - set(COLUMNS)
     if unknown:
         raise ValueError(f"unknown result columns {sorted(unknown)}")
     out = {c: row.get(c, "") for c in COLUMNS}
-    for c in JSON_COLUMNS:
-        if not isinstance(out[c], str):
+    for c in COLUMNS:
+        if c in JSON_COLUMNS and not isinstance(out[c], str):
             out[c] = dumps(out[c])
+        elif c not in JSON_COLUMNS and isinstance(out[c], str):
+            out[c] = clean_text(out[c])
     return out
 
 
@@ -94,21 +117,90 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 
 
 def read(path: str | os.PathLike) -> pd.DataFrame:
-    """One results CSV; a file of another schema is a one-line error naming the missing columns."""
+    """One results CSV read against the schema: numbers, whole numbers and JSON objects where COLUMNS says so, free
+    text cleaned (`clean_text`); a malformed row is a one-line error naming the file and its first bad line."""
     path = Path(path)
     try:
-        df = pd.read_csv(path, dtype={c: str for c in (*JSON_COLUMNS, "checkpoint_sha256", "command")},
-                         keep_default_na=False, na_values=[""])
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise SrtbenchError(f"{path}: not a readable results CSV ({type(err).__name__})") from None
-    missing = [c for c in ("label", "attack", "fraction", "clean_acc", "robust_acc", "dataset") if c not in df.columns]
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header, records = _records(path, handle)
+    except UnicodeDecodeError:
+        raise SrtbenchError(f"{path}: not a readable results CSV (not UTF-8 text)") from None
+    except OSError as err:
+        raise SrtbenchError(f"{path}: not a readable results CSV ({err.strerror or type(err).__name__})") from None
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise SrtbenchError(f"{path}: not an srtbench results CSV (missing columns {', '.join(missing)})")
+    for line, fields in records:
+        problem = next(filter(None, map(_problem, header, fields)), None)
+        if problem:
+            raise SrtbenchError(f"{path}, line {line}: {problem}")
+    columns = {}
+    for i, name in enumerate(header):
+        values = [fields[i] for _, fields in records]
+        if name in NUMBER_COLUMNS:
+            columns[name] = pd.to_numeric(pd.Series([v.strip() or None for v in values], dtype=object))
+        else:
+            clean = name not in JSON_COLUMNS
+            columns[name] = pd.Series([(clean_text(v) if clean else v) if v else math.nan for v in values],
+                                      dtype=object)
+    df = pd.DataFrame(columns, index=range(len(records)))
     for c in COLUMNS:
         if c not in df.columns:
             df[c] = pd.NA
     df["source"] = str(path)
     return df
+
+
+def _records(path: Path, handle) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and each record with the line it starts on, every record as wide as the header."""
+    reader = csv.reader(handle, strict=True)
+    records, line = [], 1
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise SrtbenchError(f"{path}: not an srtbench results CSV (the file is empty)")
+        twice = [c for c in dict.fromkeys(header) if header.count(c) > 1]
+        if twice:
+            raise SrtbenchError(f"{path}, line 1: column {twice[0]} appears twice")
+        line = reader.line_num + 1
+        for fields in reader:
+            if fields and len(fields) != len(header):
+                raise SrtbenchError(f"{path}, line {line}: {len(fields)} fields where the header has {len(header)} "
+                                    "(a field missing or an unquoted comma)")
+            if fields:
+                records.append((line, fields))
+            line = reader.line_num + 1
+    except csv.Error as err:
+        raise SrtbenchError(f"{path}, line {line}: not a CSV record ({err})") from None
+    return header, records
+
+
+def _problem(column: str, text: str) -> str | None:
+    """What is wrong with one cell of `column`, or None (an empty cell is a missing value, allowed anywhere)."""
+    if not text.strip():
+        return None
+    shown = repr(text if len(text) <= 40 else text[:37] + "...")
+    if column in NUMBER_COLUMNS:
+        try:
+            value = float(text)
+        except ValueError:
+            return f"{column} is not a number ({shown})"
+        if math.isnan(value):
+            return None  # another writer's spelling of a missing value
+        if column in WHOLE_COLUMNS and not value.is_integer():
+            return f"{column} is not a whole number ({shown})"
+    elif column in JSON_COLUMNS:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            return f"{column} is not valid JSON ({err.msg})"
+        if not isinstance(value, dict):
+            return f"{column} is not a JSON object"
+        if column == "flags":
+            bad = [name for name, flag in value.items() if not isinstance(flag, dict)]
+            if bad:
+                return f"flags entry {bad[0]!r} is not a JSON object"
+    return None
 
 
 def collect(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:

@@ -25,30 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from srtbench import results
+from srtbench import attacks, results
 from srtbench.errors import SrtbenchError
 from srtbench.registry import Registry
 
-# the battery's attack names -> the paper's column headers, in the paper's order (Tables 3, 4 and Figure 1)
-ATTACK_HEADERS = {
-    "fgsm": "FGSM",
-    "pgd": "PGD",
-    "mifgsm": "MI-FGSM",
-    "jsma": "JSMA",
-    "cw": "C&W",
-    "cw-l2": "C&W-ℓ2",
-    "pointwise": "Point-wise",
-    "ddn": "DDNA",
-    "randadv": "RandAdv",
-    "gridadv": "GridAdv",
-    "randadv.t": "RandAdv.T",
-    "gridadv.t": "GridAdv.T",
-    "randadv.r": "RandAdv.R",
-    "gridadv.r": "GridAdv.R",
-    "gridadv+": "GridAdv+",
-    "pgd+": "PGD+",
-    "autoattack": "AutoAttack",
-}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 # where a dataset stands in for one of the paper's (`--scale cpu` maps MNIST settings to Fashion-MNIST)
 PAPER_STAND_IN = {"fashion-mnist": "mnist"}
@@ -170,8 +150,7 @@ class Table:
 
 
 def _attack_order(name: str) -> tuple[int, str]:
-    order = list(ATTACK_HEADERS)
-    return (order.index(name) if name in order else len(order), name)
+    return attacks.rank(name), name
 
 
 def _settings(df: pd.DataFrame, attack: str, fraction: float) -> list[str]:
@@ -195,13 +174,13 @@ def _split(column: Column, df: pd.DataFrame) -> list[Column]:
 def _columns(layout: Layout, df: pd.DataFrame) -> list[Column]:
     cols = [Column("clean", "Clean")]
     if layout.attacks:
-        attacked = [Column("attack", ATTACK_HEADERS.get(a, a), a, 1.0) for a in layout.attacks]
+        attacked = [Column("attack", attacks.header(a), a, 1.0) for a in layout.attacks]
     else:
         pairs = sorted({(str(a), float(f)) for a, f in zip(df["attack"], df["fraction"])},
                        key=lambda p: (_attack_order(p[0]), -p[1]))
         attacked = []
         for a, f in pairs:
-            head = ATTACK_HEADERS.get(a, a)
+            head = attacks.header(a)
             attacked.append(Column("attack", head if f == 1.0 else f"{head} ×{f:g}", a, f))
     cols += [c for col in attacked for c in _split(col, df)]
     if sum(c.kind == "attack" and c.fraction == 1.0 for c in cols) >= 2:
@@ -440,6 +419,7 @@ def _attach_reference(table: Table, layout: Layout, reference: pd.DataFrame) -> 
     ref = _select(reference, layout)
     if ref.empty:
         raise SrtbenchError(f"the reference holds nothing for layout {layout.name}")
+    ref = distinguish_models(ref)
     check_conflicts(ref)
     datasets = list(dict.fromkeys(ref["dataset"]))
     table.compared = True
@@ -473,9 +453,22 @@ def reference_results(name: str) -> pd.DataFrame:
 # ---------------------------------------------------------------- rendering
 
 
+def round_half_up(value: float, digits: int = 2) -> float:
+    """`digits` decimals, half up on the decimal digits as written (55.555 -> 55.56, 15.625 -> 15.63: not the
+    binary value's 55.55 and 15.62); the one rounding rule of every table and report."""
+    value = float(value)
+    if not math.isfinite(value):
+        return value
+    return float(Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)) + 0.0  # no -0
+
+
 def round2(value: float) -> float:
-    """Two decimals, half up on the decimal digits as written (55.555 -> 55.56, not binary 55.55)."""
-    return float(Decimal(repr(float(value))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    return round_half_up(value, 2)
+
+
+def fixed(value: float, digits: int = 2) -> str:
+    """A number as srtbench prints it: `digits` decimals, rounded by `round_half_up`."""
+    return f"{round_half_up(value, digits):.{digits}f}"
 
 
 def format_value(value: float | str | None, column: Column) -> str:
@@ -485,14 +478,21 @@ def format_value(value: float | str | None, column: Column) -> str:
         return value
     if column.kind == "time":
         return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-    return f"{round2(value):.2f}"
+    return fixed(value)
+
+
+def _delta(cell: Cell, column: Column) -> float | None:
+    """Ours minus the reference, of the numbers as shown; None where either is not a number."""
+    if isinstance(cell.value, (int, float)) and isinstance(cell.reference, (int, float)):
+        return round2(cell.value) - round2(cell.reference)
+    return None
 
 
 def _difference(cell: Cell, column: Column) -> str:
-    if isinstance(cell.value, (int, float)) and isinstance(cell.reference, (int, float)):
-        d = round2(cell.value) - round2(cell.reference)
-        return f"{d:+.2f}".replace("-", "−") if column.kind != "time" else f"{d:+,.0f}".replace("-", "−")
-    return MISSING
+    d = _delta(cell, column)
+    if d is None:
+        return MISSING
+    return (f"{d:+.2f}" if column.kind != "time" else f"{d:+,.0f}").replace("-", "−")
 
 
 def _best(group: Group, col_index: int, column: Column) -> set[str]:
@@ -507,108 +507,162 @@ def _best(group: Group, col_index: int, column: Column) -> set[str]:
     return {label for label, v in shown.items() if v == best}
 
 
-def _text_grid(table: Table, bold: Callable[[str], str]) -> list[tuple[str, list[list[str]]]]:
-    """Per group: its heading and the rows of cell texts (label first), best values passed through `bold`."""
+def _heading(table: Table, group: Group) -> str:
+    heading = DATASET_NAMES.get(group.dataset, group.dataset)
+    if table.compared and group.reference_dataset:
+        heading += f" (ours / paper {DATASET_NAMES.get(group.reference_dataset, group.reference_dataset)} (Δ))"
+    return heading
+
+
+def _text_grid(table: Table, escape: Callable[[str], str],
+               bold: Callable[[str], str]) -> list[tuple[str, list[list[str]]]]:
+    """Per group: its heading and the rows of cell texts (label first), every text passed through the format's
+    `escape` (labels, paths and flag details are free text) and the best values then through `bold`."""
     out = []
     for group in table.groups:
         best = [_best(group, i, c) for i, c in enumerate(table.columns)]
         rows = []
         for row in group.rows:
-            texts = [row.label]
+            texts = [escape(row.label)]
             for i, (cell, col) in enumerate(zip(row.cells, table.columns)):
-                text = format_value(cell.value, col)
+                text = escape(format_value(cell.value, col))
                 if row.label in best[i]:
                     text = bold(text)
                 if table.compared:
-                    text = f"{text} / {format_value(cell.reference, col)} ({_difference(cell, col)})"
+                    text = f"{text} / {escape(format_value(cell.reference, col))} ({escape(_difference(cell, col))})"
                 texts.append(text)
             rows.append(texts)
-        heading = DATASET_NAMES.get(group.dataset, group.dataset)
-        if table.compared and group.reference_dataset:
-            heading += f" (ours / paper {DATASET_NAMES.get(group.reference_dataset, group.reference_dataset)} (Δ))"
-        out.append((heading, rows))
+        out.append((escape(_heading(table, group)), rows))
     return out
 
 
 FORMATS: Registry[Callable[[Table], str]] = Registry("table format")
 
+# markdown (GFM) and HTML constructs a label could start: escaped with a backslash, or as an entity; an underscore
+# inside a word and an ampersand that starts no entity are text already, and stay readable
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]|$~<>]|&(?=#?\w+;)|_(?![^\W_])|(?<![^\W_])_")
+_HTML_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def _markdown(text: str) -> str:
+    return _MARKDOWN_SPECIAL.sub(lambda m: _HTML_ENTITIES.get(m.group(), "\\" + m.group()),
+                                 results.clean_text(text))
+
+
+def _markdown_paragraph(text: str) -> str:
+    """`_markdown` for a line of its own, whose start could also open a heading, list or quote."""
+    text = _markdown(text).lstrip()
+    number = re.match(r"\d+(?=[.)])", text)
+    if number:
+        return text[: number.end()] + "\\" + text[number.end():]
+    return "\\" + text if text[:1] in ("#", ">", "+", "-", "=") else text
+
 
 @FORMATS.register("markdown")
 def to_markdown(table: Table) -> str:
     headers = ["Defense", *[c.header for c in table.columns]]
-    lines = [f"**{table.title}**", "", "| " + " | ".join(headers) + " |",
+    lines = [f"**{_markdown(table.title)}**", "", "| " + " | ".join(map(_markdown, headers)) + " |",
              "| --- |" + " ---: |" * len(table.columns)]
-    for heading, rows in _text_grid(table, lambda t: f"**{t}**"):
+    for heading, rows in _text_grid(table, _markdown, lambda t: f"**{t}**"):
         lines.append(f"| *{heading}* |" + " |" * len(table.columns))
         lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += [f"\n{n}." for n in table.notes]
+    lines += [f"\n{_markdown_paragraph(n)}." for n in table.notes]
     return "\n".join(lines) + "\n"
 
 
-_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "λ": r"$\lambda$", "Δ": r"$\Delta$",
-                  "−": "$-$", "×": r"$\times$", "–": "--"}
+# every character TeX would read as markup, as text; brackets braced so that none is read as the optional
+# argument of the `\\` before it
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "%": r"\%", "#": r"\#",
+                  "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "<": r"\textless{}",
+                  ">": r"\textgreater{}", "|": r"\textbar{}", "[": "{[}", "]": "{]}",
+                  "λ": r"$\lambda$", "Δ": r"$\Delta$", "−": "$-$", "×": r"$\times$", "–": "--"}
 
 
 def _latex(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+    out = ""
+    for ch in results.clean_text(text):
+        piece = _LATEX_ESCAPES.get(ch, ch)
+        out += ("{}" if out.endswith("-") and piece.startswith("-") else "") + piece  # no -- or --- ligature
+    return out
 
 
 @FORMATS.register("latex")
 def to_latex(table: Table) -> str:
     n = len(table.columns) + 1
-    lines = [f"% {table.title}", r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule",
+    lines = [f"% {_latex(table.title)}", r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule",
              " & ".join(_latex(h) for h in ["Defense", *[c.header for c in table.columns]]) + r" \\"]
-    # bold is applied after escaping so the marker survives; \textbf wraps the escaped number
-    for heading, rows in _text_grid(table, lambda t: f"\x00{t}\x01"):
-        lines += [r"\midrule", rf"\multicolumn{{{n}}}{{c}}{{{_latex(heading)}}} \\", r"\midrule"]
-        for r in rows:
-            cells = [_latex(t).replace("\x00", r"\textbf{").replace("\x01", "}") for t in r]
-            lines.append(" & ".join(cells) + r" \\")
+    for heading, rows in _text_grid(table, _latex, lambda t: rf"\textbf{{{t}}}"):
+        lines += [r"\midrule", rf"\multicolumn{{{n}}}{{c}}{{{heading}}} \\", r"\midrule"]
+        lines += [" & ".join(r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
-    lines += [f"% {n}" for n in table.notes]
+    lines += [f"% {_latex(n)}" for n in table.notes]
     return "\n".join(lines) + "\n"
+
+
+_FORMULA_START = ("=", "+", "-", "@")  # with tab and carriage return (spaces after clean_text): OWASP's list
+
+
+def _csv_text(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one that would start a formula gets a leading quote."""
+    text = results.clean_text(text)
+    return "'" + text if text.lstrip().startswith(_FORMULA_START) else text
 
 
 @FORMATS.register("csv")
 def to_csv(table: Table) -> str:
-    """Machine-readable: one line per row, numbers rounded to two decimals, empty where missing."""
+    """Machine-readable: one line per row, numbers rounded to two decimals (differences with an ASCII minus),
+    empty where missing; text cells never start a spreadsheet formula."""
     headers = ["dataset", "label"]
     for c in table.columns:
         headers += [c.header] + ([f"{c.header} (paper)", f"{c.header} Δ"] if table.compared else [])
     lines = []
     for group in table.groups:
         for row in group.rows:
-            line = [group.dataset, row.label]
+            line = [_csv_text(group.dataset), _csv_text(row.label)]
             for cell, col in zip(row.cells, table.columns):
-                texts = [cell.value] + ([cell.reference, _difference(cell, col)] if table.compared else [])
-                line += ["" if t is None or t == MISSING else (format_value(t, col).replace(",", "")
-                                                               if not isinstance(t, str) else t)
-                         for t in texts]
+                values = [cell.value] + ([cell.reference, _delta(cell, col)] if table.compared else [])
+                line += ["" if v is None or (isinstance(v, float) and math.isnan(v)) else
+                         _csv_text(v) if isinstance(v, str) else format_value(v, col).replace(",", "")
+                         for v in values]
             lines.append(line)
-    frame = pd.DataFrame(lines, columns=headers)
+    frame = pd.DataFrame(lines, columns=[_csv_text(h) for h in headers])
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
     return buf.getvalue()
 
 
+RICH_MAX_WIDTH = 240
+
+
 @FORMATS.register("rich")
 def to_rich(table: Table) -> str:
+    """A box-drawn text table; no text is read as rich markup or emoji (labels are shown as written)."""
     from rich.console import Console
     from rich.table import Table as RichTable
+    from rich.text import Text
 
-    out = RichTable(title=table.title, title_justify="left")
-    out.add_column("Defense")
+    def styled(text: str) -> Text:  # "\x00" ... "\x01" marks a best value (control characters are gone from texts)
+        out = Text()
+        for i, part in enumerate(re.split("[\x00\x01]", text)):
+            out.append(part, style="bold" if i % 2 else "")
+        return out
+
+    out = RichTable(title=Text(results.clean_text(table.title)), title_justify="left")
+    out.add_column(Text("Defense"))
     for c in table.columns:
-        out.add_column(c.header, justify="right")
-    for gi, (heading, rows) in enumerate(_text_grid(table, lambda t: f"[bold]{t}[/bold]")):
-        out.add_row(f"[italic]{heading}[/italic]", end_section=False)
+        out.add_column(Text(results.clean_text(c.header)), justify="left" if c.kind == "text" else "right")
+    for gi, (heading, rows) in enumerate(_text_grid(table, results.clean_text, lambda t: f"\x00{t}\x01")):
+        out.add_row(Text(heading, style="italic"), end_section=False)
         for i, r in enumerate(rows):
-            out.add_row(*r, end_section=(i == len(rows) - 1 and gi < len(table.groups) - 1))
+            out.add_row(*map(styled, r), end_section=(i == len(rows) - 1 and gi < len(table.groups) - 1))
     buf = io.StringIO()
-    console = Console(file=buf, width=max(100, 16 * (len(table.columns) + 1)), force_terminal=False)
+    plain = dict(file=buf, force_terminal=False, markup=False, emoji=False, highlight=False)
+    # as wide as the table needs (a number never wraps), up to a wide screen: only long text (flag details) wraps
+    width = Console(width=1 << 16, **plain).measure(out).maximum
+    console = Console(width=min(max(100, width), RICH_MAX_WIDTH), **plain)
     console.print(out)
     for n in table.notes:
-        console.print(n + ".")
+        console.print(Text(results.clean_text(n) + "."))
     return buf.getvalue()
 
 
@@ -624,6 +678,7 @@ def flags(df: pd.DataFrame) -> Table:
     df = df[~df["checkpoint"].astype(str).str.startswith("paper:")]
     if df.empty:
         raise SrtbenchError("no evaluation rows (the paper's numbers carry no sanity flags)")
+    df = distinguish_models(df)  # two files named m.pt under one label stay apart
     rows = []
     for _, r in df.iterrows():
         found = r["flags"]
@@ -632,7 +687,8 @@ def flags(df: pd.DataFrame) -> Table:
         warns = [f"{name}: {f.get('detail', '')}" for name, f in sorted(found.items()) if f.get("status") != "PASS"]
         passed = sum(f.get("status") == "PASS" for f in found.values())
         text = f"{passed} PASS" + ("; WARN " + "; ".join(warns) if warns else "")
-        cells = [Cell(str(r["attack"])), Cell(f"{float(r['fraction']):g}"), Cell(str(int(r["n"]))),
+        cells = [Cell(str(r["attack"])), Cell(f"{float(r['fraction']):g}" if pd.notna(r["fraction"]) else MISSING),
+                 Cell(str(int(r["n"])) if pd.notna(r["n"]) else MISSING),
                  Cell(text if found else "none recorded")]
         rows.append(Row(f"{r['label']} ({Path(str(r['checkpoint'])).name})", cells))
     columns = [Column("text", h) for h in ("attack", "fraction", "n", "sanity flags")]

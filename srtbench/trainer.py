@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,20 @@ from srtbench import checkpoint, data
 from srtbench.config import field, require, to_dict
 from srtbench.defenses import DEFENSES, DefenseParams, at_progress
 from srtbench.errors import SrtbenchError
-from srtbench.maximizers import PGD, GridSearch, Sequential, eval_mode, misclassified
+from srtbench.maximizers import build, eval_mode, misclassified
 from srtbench.models import MODELS, create_model
-from srtbench.neighborhoods import Compound, Neighborhood, PixelBall, Spatial, ThreatConfig
+from srtbench.neighborhoods import Neighborhood, ThreatConfig
+from srtbench.presets import PRESETS
 from srtbench.progress import progress_bar
 from srtbench.runtime import (
     DEVICES,
     atomic_write_text,
+    available_memory,
+    check_writable,
     command_line,
     device_label,
     exact_fp32,
+    notice,
     resolve_device,
     set_deterministic,
 )
@@ -68,6 +72,9 @@ class TrainConfig:
     check_size: int = field(500, "held-out check: the first N test images, scored after each epoch")
     check_steps: int = field(10, "held-out check: PGD steps of the pixel part (spatial parts use GridAdv)")
     check_every: int = field(1, "held-out check every this many epochs (and always after the last)")
+    save_every: float = field(300.0, "save the resume state (OUT.resume) every this many seconds, besides each "
+                              "epoch end, so a kill loses at most this much (0: at epoch ends only)")
+    save_every_steps: int = field(0, "also save the resume state every this many SGD steps (0: off)")
     seed: int = field(0, "seed of initialization, batch order and the inner maximizers' randomness")
     device: str = field("auto", "where to train", choices=DEVICES)
     amp: bool = field(True, "bf16 autocast on CUDA (always off on CPU); --no-amp is exact fp32, TF32 off too")
@@ -82,6 +89,8 @@ class TrainConfig:
         require(all(0 < m < 1 for m in self.milestones), f"--milestones are fractions in (0, 1), got {self.milestones}")
         require(0 < self.cycle_peak < 1, f"--cycle-peak must be in (0, 1), got {self.cycle_peak}")
         require(self.check_size >= 0 and self.check_steps >= 1 and self.check_every >= 1, "bad held-out check settings")
+        require(self.save_every >= 0 and self.save_every_steps >= 0,
+                "--save-every and --save-every-steps must be >= 0")
         self.milestones = tuple(self.milestones)
 
 
@@ -129,8 +138,12 @@ def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
 
 
 def _all_sum(values: torch.Tensor, d: Dist) -> torch.Tensor:
+    """The sum over ranks (NCCL reduces only CUDA tensors: a CPU tensor travels through the current GPU)."""
     if d.world > 1:
-        dist.all_reduce(values)
+        on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else values.device
+        moved = values.to(on)
+        dist.all_reduce(moved)
+        values = moved.to(values.device)
     return values
 
 
@@ -138,15 +151,9 @@ def _all_sum(values: torch.Tensor, d: Dist) -> torch.Tensor:
 
 
 def check_attack(n: Neighborhood, steps: int):
-    """Quick robustness check: PGD (uniform start, 2.5·ε/K steps) pixel-wise, GridAdv spatially, in
-    sequence for a compound (PGD+); examples stop once misclassified."""
-    if isinstance(n, PixelBall):
-        return PGD(steps=steps, step_size=2.5 * n.epsilon / steps, start="uniform")
-    if isinstance(n, Spatial):
-        return GridSearch()
-    if isinstance(n, Compound):
-        return Sequential(tuple(check_attack(p, steps) for p in n.parts))
-    raise TypeError(type(n).__name__)
+    """Quick robustness check, the attack the neighborhood names (`attack_solver`): PGD (uniform start, 2.5·ε/K
+    steps) pixel-wise, GridAdv spatially, in sequence for a compound (PGD+); examples stop once misclassified."""
+    return build(n.attack_solver(steps))
 
 
 def held_out_check(model: nn.Module, images: data.ImageSet, n: Neighborhood, steps: int, seed: int,
@@ -195,12 +202,13 @@ class Run:
         self.data = self.data or data.DataConfig()
         self.train = self.train or TrainConfig()
         require(str(self.out).endswith(".pt"), f"--out must name a .pt file, got {self.out!r}")
+        check_writable(str(self.out), "a .pt file (e.g. runs/srt.pt)")
 
     @property
     def paths(self) -> tuple[Path, Path, Path]:
+        """The final checkpoint, the resume state and the metrics CSV."""
         out = Path(self.out)
-        stem = out.with_suffix("")
-        return out, Path(f"{stem}.last.pt"), Path(f"{stem}.metrics.csv")
+        return out, checkpoint.resume_path(out), out.with_suffix(".metrics.csv")
 
 
 @dataclass
@@ -270,9 +278,13 @@ def _load_teacher(path: str | None, run: Run, device: torch.device) -> nn.Module
     return ckpt.build_model().to(device).eval()
 
 
+# settings that do not change what a run computes: --resume may change them
+NOT_FINGERPRINTED = ("device", "save_every", "save_every_steps")
+
+
 def _fingerprint(run: Run, params: DefenseParams, names: tuple[str, ...]) -> dict[str, Any]:
-    """What must match for --resume to continue the same run (the device may change)."""
-    train = {k: v for k, v in to_dict(run.train).items() if k not in ("device",)}
+    """What must match for --resume to continue the same run (the device, how often it saves may change)."""
+    train = {k: v for k, v in to_dict(run.train).items() if k not in NOT_FINGERPRINTED}
     return {"defense": run.defense, "defense_params": params.as_dict(names), "threat": to_dict(run.threat),
             "data": to_dict(run.data), "train": train}
 
@@ -300,6 +312,138 @@ def _write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _resume_state(run: Run, fingerprint: dict[str, Any], resume: bool, force: bool, main: bool):
+    """The saved state to continue from (None: start afresh) and the old-style NAME.last.pt it came from, if so.
+
+    --resume with nothing saved (a run killed before its first save) starts afresh with a notice; a finished
+    run or a resume state at OUT is never trained over without --force."""
+    final_path, last_path, _ = run.paths
+    legacy = checkpoint.legacy_resume_path(run.out)
+    if resume:
+        source = next((p for p in (last_path, legacy) if p.exists()), None)
+        if source is None and main:
+            notice(f"{last_path}: nothing to resume (no such file); starting afresh")
+        elif source is not None:
+            if source == legacy and main:
+                notice(f"{legacy}: resume state under its old name; continuing from it (saved as {last_path} "
+                       "from now on)")
+            state = checkpoint.load(source)
+            if state.resume is None or state.resume.get("fingerprint") != _jsonable(fingerprint):
+                raise SrtbenchError(f"{source}: written by a different run (defense or options differ); "
+                                    "resume with the same options or start afresh under another --out")
+            return state, legacy if source == legacy else None
+    if final_path.exists() and not force and main:
+        raise SrtbenchError(f"{final_path} exists (a finished run): choose another --out, or add --force to train "
+                            "afresh over it")
+    for path in (last_path, legacy):
+        if path.exists() and not force and main:
+            raise SrtbenchError(f"{path} exists: continue that run with --resume, or add --force to start afresh")
+    return None, None
+
+
+def _fit_batch_size(cfg: TrainConfig, n_images: int, world: int, main: bool) -> TrainConfig:
+    """A batch larger than the data is the whole data each step: clamp it (a 100,000-image batch of 64
+    images was built, and killed by the kernel, before)."""
+    fit = max(world, n_images // world * world)
+    if cfg.batch_size <= fit:
+        return cfg
+    if main:
+        notice(f"--batch-size {cfg.batch_size} exceeds the {n_images:,} training images: training with batches "
+               f"of {fit} (all of them each step)")
+    return replace(cfg, batch_size=fit)
+
+
+def activation_bytes(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """fp32 bytes of one example's input and every layer's output: what one forward keeps for its backward."""
+    total = 4 * math.prod(shape)
+
+    def count(module, inputs, output):
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += 4 * output.numel()
+
+    leaves = [m for m in model.modules() if not any(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    device = next(model.parameters()).device
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), eval_mode(model):
+            model(torch.zeros(1, *shape, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total
+
+
+def _check_memory(model: nn.Module, shape: tuple[int, ...], per_rank_batch: int, device: torch.device,
+                  d: Dist) -> None:
+    """Refuse, before any work, a step that cannot fit: about two forwards' activations (natural and robust)
+    of the batch, plus weights, gradients and momentum; on every rank when one lacks the memory."""
+    free, short = available_memory(device), None
+    if free is not None:
+        per_example = activation_bytes(model, shape)
+        need = 2 * per_rank_batch * per_example + 3 * 4 * sum(p.numel() for p in model.parameters())
+        if need > free:
+            short = (f"a training step needs about {_bytes(need)} ({per_rank_batch} images × "
+                     f"{_bytes(2 * per_example)} of activations) but {_bytes(free)} is free on {device}: "
+                     "lower --batch-size")
+    if _all_sum(torch.tensor([float(short is not None)]), d).item() > 0:
+        raise SrtbenchError(short or "another process lacks the memory for a training step: lower --batch-size")
+
+
+def _bytes(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+# a run on a machine without a GPU expected to take longer than this names the short CPU preset, once
+LONG_CPU_RUN_S = 3600.0
+
+
+class _PaceCheck:
+    """After a few steps (the first one warms up), time the run; a long CPU-only run says so once."""
+
+    def __init__(self, run: Run, total: int, enabled: bool):
+        self.run, self.total, self.enabled = run, total, enabled
+        self.start: tuple[float, int] | None = None
+
+    def step(self, step: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = now, step
+            return
+        if step - self.start[1] < 3:
+            return
+        self.enabled = False
+        left = (now - self.start[0]) / (step - self.start[1]) * (self.total - step)
+        if left > LONG_CPU_RUN_S:
+            threat = self.run.threat.threat
+            preset = f"fmnist-{threat}-cpu" if f"fmnist-{threat}-cpu" in PRESETS else "fmnist-pixel-cpu"
+            notice(f"no GPU here: at this pace the run's {self.total:,} steps take about {_duration(left)} on the "
+                   f"CPU; `--preset {preset}` is the short CPU run (see `srtbench presets`)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+class _SaveClock:
+    """When the resume state is due between epoch ends: every `seconds` or every `steps` SGD steps (0: never)."""
+
+    def __init__(self, seconds: float, steps: int, step: int):
+        self.seconds, self.steps = seconds, steps
+        self.saved(step)
+
+    def saved(self, step: int) -> None:
+        self.time, self.step = time.perf_counter(), step
+
+    def due(self, step: int) -> bool:
+        by_steps = self.steps > 0 and step - self.step >= self.steps
+        return by_steps or (self.seconds > 0 and time.perf_counter() - self.time >= self.seconds)
+
+
 def train(
     run: Run,
     *,
@@ -311,14 +455,15 @@ def train(
     progress: bool = True,
     on_step=None,
 ) -> TrainResult:
-    """Train `run.defense` and write the final checkpoint, the `.last.pt` resume checkpoint and the
-    per-epoch metrics CSV beside `run.out`.
+    """Train `run.defense` and write the final checkpoint, the `.resume` state and the per-epoch metrics
+    CSV beside `run.out`.
 
     `labeled` / `unlabeled` / `check` replace the sets named by `run.data` (tests use subsets);
     `on_step(step, stop)` is called after every SGD step, and `stop()` asks for the same clean exit as
-    SIGINT.  A finished run at `run.out` is never overwritten unless `force`.  Resuming replays the
-    interrupted epoch from its next batch with the saved random states, so on CPU the result equals the
-    uninterrupted run's bit for bit.
+    SIGINT.  A finished run at `run.out` is never overwritten unless `force`.  The resume state is saved
+    at each epoch end, on a stop, and every `save_every` seconds (or `save_every_steps` steps) between, so
+    a kill -9 loses at most that much.  Resuming replays the interrupted epoch from its next batch with the
+    saved random states, so on CPU the result equals the uninterrupted run's bit for bit.
     """
     cfg = run.train
     d, device = init_distributed(cfg.device)
@@ -330,19 +475,7 @@ def train(
     spec = run.data.spec
     fingerprint = _fingerprint(run, params, defense.params)
 
-    state = None
-    if resume:
-        if not last_path.exists():
-            raise SrtbenchError(f"{last_path}: nothing to resume (no such file); start without --resume")
-        state = checkpoint.load(last_path)
-        if state.resume is None or state.resume.get("fingerprint") != _jsonable(fingerprint):
-            raise SrtbenchError(f"{last_path}: written by a different run (defense or options differ); "
-                                "resume with the same options or start afresh under another --out")
-    elif final_path.exists() and not force and d.main:
-        raise SrtbenchError(f"{final_path} exists (a finished run): choose another --out, or add --force to train "
-                            "afresh over it")
-    elif last_path.exists() and not force and d.main:
-        raise SrtbenchError(f"{last_path} exists: continue that run with --resume, or add --force to start afresh")
+    state, legacy = _resume_state(run, fingerprint, resume, force, d.main)
 
     if "teacher" in defense.params:
         params.attach_teacher(_load_teacher(params.teacher, run, device))
@@ -358,6 +491,7 @@ def train(
     check = check if check is not None else data.ImageSet(torch.zeros(0, *spec.shape, dtype=torch.uint8),
                                                           torch.zeros(0, dtype=torch.long))
 
+    cfg = _fit_batch_size(cfg, len(labeled) + (len(unlabeled) if unlabeled is not None else 0), d.world, d.main)
     per_batch = {}
     if "unlabeled_fraction" in defense.params and unlabeled is not None and len(unlabeled):
         b_u = round(cfg.batch_size * params.unlabeled_fraction)
@@ -370,6 +504,7 @@ def train(
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = create_model(cfg.model, spec.shape, spec.num_classes, spec.mean, spec.std).to(device)
+    _check_memory(model, spec.shape, cfg.batch_size // d.world, device, d)
     cuda = device.type == "cuda"
     if not cfg.amp:
         exact_fp32(device)
@@ -397,20 +532,20 @@ def train(
     if d.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
 
-    def meta(metrics: dict[str, float], finished: bool) -> dict[str, Any]:
+    def meta(metrics: dict[str, float], finished: bool, time_s: float) -> dict[str, Any]:
         return {
             **checkpoint.model_meta(cfg.model, spec),
             "label": run.label or defense.label(params, run.threat.threat),
             "defense": run.defense,
             "defense_params": params.as_dict(defense.params),
             "threat": to_dict(run.threat),
-            "train": {**to_dict(run.train), "schedule": schedule, "total_steps": total},
+            "train": {**to_dict(cfg), "schedule": schedule, "total_steps": total},
             "data": to_dict(run.data),
             "seed": cfg.seed,
             "epoch": len(rows),
             "step": step,
             "metrics": metrics,
-            "train_time_s": train_time,
+            "train_time_s": time_s,
             "preset": run.preset,
             "finished": finished,
             "world_size": d.world,
@@ -420,17 +555,25 @@ def train(
             "command": command_line(),
         }
 
-    def save_last(finished: bool = False) -> None:
+    def save_last(finished: bool = False, time_s: float | None = None) -> None:
+        time_s = train_time if time_s is None else time_s
         rngs = _gather(_rng_state(gen), d)
         accs = _gather(acc.clone(), d)
+        saver.saved(step)
         if not d.main:
             return
         last_metrics = {k: rows[-1][k] for k in ("clean_acc", "robust_acc")} if rows else {}
-        checkpoint.save(last_path, model, meta(last_metrics, finished), resume={
+        checkpoint.save(last_path, model, meta(last_metrics, finished, time_s), resume={
             "epoch": epoch, "batch": start_batch, "step": step, "optimizer": optimizer.state_dict(),
-            "rng": rngs, "acc": accs, "rows": rows, "train_time_s": train_time, "finished": finished,
+            "rng": rngs, "acc": accs, "rows": rows, "train_time_s": time_s, "finished": finished,
             "fingerprint": _jsonable(fingerprint),
         })
+        if legacy is not None and legacy.exists():
+            legacy.unlink()  # continued from NAME.last.pt: NAME.resume now holds more
+
+    saver = _SaveClock(cfg.save_every, cfg.save_every_steps, step)
+    pace = _PaceCheck(run, total, d.main and device.type == "cpu" and not torch.cuda.is_available()
+                      and not (run.preset or "").endswith("-cpu"))
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.amp else contextlib.nullcontext()
     interrupted = False
@@ -463,14 +606,20 @@ def train(
                 acc += torch.tensor([out["loss"].item(), out["natural"].item(), out["robust"].item(), 1.0,
                                      out["correct"].item(), out["count"].item()], dtype=torch.float64)
                 bar.update(task, completed=step, info=f"epoch {epoch + 1}/{n_epochs} loss {out['loss'].item():.3f}")
+                pace.step(step)
                 if on_step is not None:
                     on_step(step, stop)
-                asked = torch.tensor([float(flag.requested or stop_request["asked"])])
-                if _all_sum(asked, d).item() > 0 and (step < total and start_batch < len(batches)):
+                # any rank's stop request or due save (its clock is its own) holds for all
+                asked = _all_sum(torch.tensor([float(flag.requested or stop_request["asked"]),
+                                               float(saver.due(step))]), d)
+                mid_epoch = step < total and start_batch < len(batches)  # the epoch's end saves anyway
+                if asked[0] > 0 and mid_epoch:
                     train_time += time.perf_counter() - epoch_start
                     save_last()
                     interrupted = True
                     break
+                if asked[1] > 0 and mid_epoch:
+                    save_last(time_s=train_time + time.perf_counter() - epoch_start)
             if interrupted:
                 break
             train_time += time.perf_counter() - epoch_start
@@ -507,9 +656,11 @@ def train(
     if d.main:
         final = rows[-1] if rows else {}
         checkpoint.save(final_path, model, meta({k: final.get(k, float("nan")) for k in ("clean_acc", "robust_acc")},
-                                                True))
+                                                True, train_time))
         if not metrics_path.exists():
             _write_metrics(metrics_path, rows)
+        if legacy is not None and legacy.exists():
+            legacy.unlink()
     if d.world > 1:
         dist.barrier()
     return TrainResult(final_path, last_path, rows, False, train_time)

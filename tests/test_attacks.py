@@ -7,35 +7,27 @@ import math
 import pytest
 import torch
 
-from srtbench.attacks import ATTACKS, build, parse, split_specs
+from srtbench.attacks import (
+    ATTACKS,
+    FAMILIES,
+    THREAT_NEIGHBORHOOD,
+    attack_info,
+    build,
+    header,
+    paper_order,
+    parse,
+    rank,
+    split_specs,
+)
 from srtbench.errors import SrtbenchError
-from srtbench.neighborhoods import Spatial
+from srtbench.neighborhoods import NEIGHBORHOODS, Spatial
 
 DATASET = "fashion-mnist"
 
-# small settings so the whole battery runs in seconds; the defaults are checked in test_defaults_*
-QUICK = {
-    "fgsm": "fgsm[epsilon=0.1]",
-    "pgd": "pgd[epsilon=0.1,steps=10,step_size=0.02]",
-    "mifgsm": "mifgsm[epsilon=0.1,steps=10,step_size=0.02]",
-    "jsma": "jsma[gamma=0.05]",
-    "cw": "cw[epsilon=0.1,steps=10,step_size=0.02]",
-    "cw-l2": "cw-l2[steps=20,binary_search_steps=2]",
-    "ddn": "ddn[steps=20]",
-    "pointwise": "pointwise[init_steps=200]",
-    "randadv": "randadv",
-    "gridadv": "gridadv[rotations=11,translations=3]",
-    "randadv.t": "randadv.t",
-    "randadv.r": "randadv.r",
-    "gridadv.t": "gridadv.t",
-    "gridadv.r": "gridadv.r[rotations=11]",
-    "pgd+": "pgd+[epsilon=0.05,steps=5,step_size=0.02,rotations=5,translations=3]",
-    "gridadv+": "gridadv+[epsilon=0.05,steps=5,step_size=0.02,rotations=5,translations=3]",
-    "autoattack": "autoattack[epsilon=0.1,steps=3,n_queries=10]",
-}
-
-
-SLOW = {"pointwise": 4, "jsma": 8, "cw-l2": 8, "autoattack": 8}
+# each attack's quick settings (AttackInfo.quick) run the whole battery in seconds; defaults: test_defaults_*
+QUICK = {name: f"{name}[{attack_info(name).quick}]" if attack_info(name).quick else name for name in ATTACKS}
+SLOW_IMAGES = 8  # slow attacks (AttackInfo.slow): a few images show the property as well
+POINTWISE_IMAGES = 4  # point-wise[library=foolbox] queries one input value at a time (~1 image/s on a CPU)
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +38,34 @@ def batch(trained_cnn, test_batch):
     return x, y, pred
 
 
-def test_quick_settings_cover_every_registered_attack():
-    assert set(QUICK) == set(ATTACKS.names())
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_every_attack_carries_all_its_facts(name):
+    """Tables, evaluation, recipes and plots read these from the registration and keep no lists of their own."""
+    info = attack_info(name)
+    assert info.header and info.source and isinstance(info.order, int)
+    assert isinstance(info.slow, bool) and isinstance(info.white_box, bool)
+    assert set(info.defaults) == set(FAMILIES)
+    assert all(set(info.budget) <= set(settings) for settings in info.defaults.values())
+    assert info.threat in THREAT_NEIGHBORHOOD
+    for other in info.must_beat + info.covers:
+        assert other in ATTACKS and other != name
+    assert parse(QUICK[name], DATASET)[0] == name
+
+
+def test_attacks_have_distinct_headers_and_places_in_the_paper_order():
+    assert len({attack_info(name).header for name in ATTACKS}) == len(ATTACKS.names())
+    assert len({attack_info(name).order for name in ATTACKS}) == len(ATTACKS.names())
+    assert paper_order()[:3] == ["fgsm", "pgd", "mifgsm"] and paper_order()[-1] == "autoattack"
+    assert header("gridadv.t") == "GridAdv.T" and header("not-registered") == "not-registered"
+    assert rank("not-registered") == len(ATTACKS.names()) > rank("autoattack")
 
 
 @pytest.mark.parametrize("name", list(QUICK))
 def test_attack_lowers_accuracy_and_respects_its_budget(name, trained_cnn, batch):
     x, y, pred = batch
-    if name in SLOW:  # query-by-query attacks: a few images show the property as well
-        x, y, pred = x[:SLOW[name]], y[:SLOW[name]], pred[:SLOW[name]]
+    if attack_info(name).slow:
+        k = POINTWISE_IMAGES if name == "pointwise" else SLOW_IMAGES
+        x, y, pred = x[:k], y[:k], pred[:k]
     atk = build(QUICK[name], DATASET)
     out = atk.at_budget(atk(trained_cnn, x, pred, torch.Generator().manual_seed(0)), x)
     with torch.no_grad():
@@ -126,6 +137,27 @@ def test_jsma_is_torchattacks_jsma_batched(trained_cnn, test_batch):
     reference = torchattacks.JSMA(trained_cnn, theta=1.0, gamma=0.05)(x, y)
     ours = build("jsma[gamma=0.05]", DATASET)(trained_cnn, x, y).x_adv
     assert torch.allclose(ours, reference, atol=1e-6)
+
+
+def test_jsma_at_its_default_gamma_is_torchattacks_jsma(trained_cnn, test_batch):
+    """γ 1 (the default): the candidate pairs JSMA scores first give the pair torchattacks' n² search gives."""
+    import torchattacks
+
+    x, y = test_batch[0][2:3], test_batch[1][2:3]
+    reference = torchattacks.JSMA(trained_cnn, theta=1.0, gamma=1.0)(x, y)
+    ours = build("jsma", DATASET)(trained_cnn, x, y).x_adv
+    assert torch.allclose(ours, reference, atol=1e-6)
+
+
+def test_native_cw_l2_is_as_strong_as_foolbox(trained_cnn, test_batch):
+    """Batched C&W-ℓ2 finds every example foolbox's finds, at a median ℓ2 distance within 2% of it."""
+    x = test_batch[0][:8]
+    with torch.no_grad():
+        pred = trained_cnn(x).argmax(1)
+    ours = build("cw-l2[steps=20,binary_search_steps=3,library=native]", DATASET)(trained_cnn, x, pred).distance
+    ref = build("cw-l2[steps=20,binary_search_steps=3,library=foolbox]", DATASET)(trained_cnn, x, pred).distance
+    assert torch.isfinite(ours).sum() >= torch.isfinite(ref).sum() > 0
+    assert ours.median() <= 1.02 * ref.median()
 
 
 def test_minimum_norm_budget_only_thresholds_the_distances(trained_cnn, batch):
@@ -272,9 +304,91 @@ def test_pointwise_leaves_examples_without_an_adversarial_start_unbroken():
 
 def test_every_attack_probes_a_neighborhood():
     """Figure 2 pairs each run with the attacks of its own neighborhood: every registered attack needs one."""
-    from srtbench.attacks import ATTACKS, neighborhood
+    from srtbench.attacks import neighborhood
 
     found = {name: neighborhood(name) for name in ATTACKS.names()}
     assert found["pgd"] == found["cw"] == found["cw-l2"] == found["pointwise"] == "pixel"
     assert found["gridadv"] == found["randadv.r"] == "spatial" and found["pgd+"] == "compound"
-    assert set(found.values()) == {"pixel", "spatial", "compound"}
+    assert set(found.values()) == set(NEIGHBORHOODS.names())  # and every registered threat has an attack
+
+
+@pytest.mark.parametrize("name", ["randadv", "gridadv", "randadv.t", "gridadv.t", "randadv.r", "gridadv.r"])
+def test_spatial_attacks_stay_inside_their_budget_checked_from_the_transform_itself(name, trained_cnn, batch):
+    """The test reads the rotation and translation the search chose and measures them against the budget
+    (not the attack's own `inside` flag), and checks the returned images are exactly those transforms."""
+    from srtbench.maximizers import cross_entropy, misclassified
+
+    x, _, pred = batch
+    atk = build(name, DATASET)
+    theta = atk.maximizer(trained_cnn, atk.neighborhood, x, pred, cross_entropy, misclassified,
+                          torch.Generator().manual_seed(0))
+    rotation, translation = atk.budget["rotation"], atk.budget["translation"]
+    assert (theta[:, 0].abs() <= rotation + 1e-6).all() and (theta[:, 1:].abs() <= translation + 1e-6).all()
+    if name.endswith(".t"):
+        assert (theta[:, 0] == 0).all()
+    if name.endswith(".r"):
+        assert (theta[:, 1:] == 0).all()
+    out = atk(trained_cnn, x, pred, torch.Generator().manual_seed(0))
+    assert torch.allclose(out.x_adv, atk.neighborhood.apply(x, theta), atol=1e-6)
+
+
+def test_native_pointwise_distances_are_the_l0_of_its_images(trained_cnn, batch):
+    """Every finite distance is the ℓ0 count of an image the model misclassifies; inf means x was returned."""
+    x, pred = batch[0][:SLOW_IMAGES], batch[2][:SLOW_IMAGES]
+    atk = build("pointwise[init_steps=200,library=native]", DATASET)
+    assert atk.params["library"] == "native" and not atk.batch_dependent
+    out = atk(trained_cnn, x, pred, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        broken = trained_cnn(out.x_adv).argmax(1) != pred
+    found = torch.isfinite(out.distance)
+    assert found.sum() >= len(x) - 1, "a standard-trained model should break nearly everywhere"
+    assert not (found & ~broken).any(), "reports more success than it has"
+    changed = ((out.x_adv - x).abs().flatten(1) > 1e-6).sum(1).float()
+    assert torch.equal(out.distance[found], changed[found])
+    assert torch.equal(out.x_adv[~found], x[~found]) and out.inside.all()
+
+
+def test_native_pointwise_draws_per_example(trained_cnn, batch):
+    """With per-example generators an example's adversarial does not depend on what else is in the batch."""
+    from srtbench.neighborhoods import ExampleRNG
+
+    x, _, pred = batch
+    atk = build("pointwise[init_steps=200,library=native]", DATASET)
+    whole = atk(trained_cnn, x[:4], pred[:4], ExampleRNG(0, range(4)))
+    part = atk(trained_cnn, x[2:4], pred[2:4], ExampleRNG(0, range(2, 4)))
+    assert torch.equal(whole.x_adv[2:4], part.x_adv) and torch.equal(whole.distance[2:4], part.distance)
+
+
+def test_pointwise_library_is_a_recorded_setting():
+    native, theirs = build("pointwise[library=native]", DATASET), build("pointwise", DATASET)
+    assert native.params["library"] == "native" and theirs.params["library"] == "foolbox"
+    assert theirs.batch_dependent and native.run_key != theirs.run_key
+    with pytest.raises(SrtbenchError, match="library"):
+        build("pointwise[library=cleverhans]", DATASET)
+
+
+def test_native_pointwise_is_as_strong_as_foolbox(trained_cnn, batch):
+    """Same images, same start budget: equal success and a median ℓ0 no larger than foolbox's plus 25% (both are
+    random local searches: on 8 images the median of either moves by a few values from seed to seed)."""
+    x, _, pred = batch
+    x, pred = x[:8], pred[:8]
+    out = {lib: build(f"pointwise[init_steps=200,library={lib}]", DATASET)(trained_cnn, x, pred,
+                                                                          torch.Generator().manual_seed(0))
+           for lib in ("native", "foolbox")}
+    found = {lib: torch.isfinite(o.distance) for lib, o in out.items()}
+    assert found["native"].sum() >= found["foolbox"].sum()
+    ours, theirs = (out[lib].distance[found[lib]].median().item() for lib in ("native", "foolbox"))
+    assert ours <= 1.25 * theirs + 1, (ours, theirs)
+
+
+def test_any_registered_threat_sets_its_budgets_from_the_checkpoint():
+    from srtbench.config import to_dict
+    from srtbench.neighborhoods import ThreatConfig
+
+    chained = to_dict(ThreatConfig(threat="pixel+blur", epsilon=0.05, sigma=2.0))
+    blur = build("blur-pgd", "fashion-mnist", trained=chained)
+    assert blur.budget == {"sigma": 2.0} and blur.budget_source == {"sigma": "checkpoint"}
+    assert build("pgd", "fashion-mnist", trained=chained).budget == {"epsilon": 0.05}
+    assert build("gridadv", "fashion-mnist", trained=chained).budget_source["rotation"] == "dataset"
+    assert build("color-pgd", "fashion-mnist", trained=chained).budget_source == {
+        "brightness": "dataset", "contrast": "dataset"}

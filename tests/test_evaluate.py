@@ -132,6 +132,18 @@ def test_library_attacks_that_draw_per_batch_record_the_batch_size(ckpt, tmp_pat
     assert sorted(json.loads(p)["batch_size"] for p in df.attack_params) == [8, 16]  # two rows, not one reused
 
 
+def test_attacks_are_ordered_only_at_one_budget(ckpt, tmp_path):
+    """PGD at ε 0.02 leaves more than FGSM at ε 0.3: no order flag compares them; at one ε it does."""
+    res = run("evaluate", ckpt, "--attacks", "pgd[epsilon=0.02,steps=2],fgsm[epsilon=0.3],fgsm[epsilon=0.02]",
+              "--n", 16, "--no-sanity", "--out", tmp_path / "r.csv")
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "r.csv")
+    flags = {(r.attack, json.loads(r.budget)["epsilon"]): json.loads(r.flags) for r in df.itertuples()}
+    assert "order_pgd_vs_fgsm" in flags[("pgd", 0.02)] and "order_pgd_vs_fgsm" in flags[("fgsm", 0.02)]
+    assert "order_pgd_vs_fgsm" not in flags[("fgsm", 0.3)]
+    assert flags[("pgd", 0.02)]["order_pgd_vs_fgsm"]["status"] == "PASS"
+
+
 def test_rerun_adds_no_rows_and_force_recomputes(ckpt, tmp_path):
     out = tmp_path / "r.csv"
     assert evaluate_cli(ckpt, out, "--no-sanity").exit_code == 0

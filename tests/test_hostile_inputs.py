@@ -149,6 +149,11 @@ def broken_run(monkeypatch):
     monkeypatch.setattr(srtbench.neighborhoods.NEIGHBORHOODS, "names", boom)
 
 
+def then(*steps):
+    """Setup steps in order, written inline in a case; the last one is the argv."""
+    return steps[-1]
+
+
 @dataclass
 class Case:
     id: str
@@ -159,7 +164,7 @@ class Case:
 
 CASES = [
     # the top-level handler: an unexpected exception is one line naming the file with its traceback
-    Case("unexpected-exception", lambda r, m: (broken_run(m), ["threats"])[1], 1, "RuntimeError: boom"),
+    Case("unexpected-exception", lambda r, m: then(broken_run(m), ["threats"]), 1, "RuntimeError: boom"),
     # --model builders
     Case("model-raises", lambda r, m: foreign(r, "def build():\n    raise ValueError('no weights here')\n"),
          2, "build() raised ValueError: no weights here"),
@@ -176,7 +181,7 @@ CASES = [
          2, "--model no_such_mod_xyz:build: cannot import"),
     Case("model-missing-function", lambda r, m: foreign(r, "def other():\n    pass\n"), 2,
          "cannot import (AttributeError"),
-    Case("model-weights-do-not-fit", lambda r, m: misfit(r), 2, "weights do not fit"),
+    Case("model-weights-do-not-fit", lambda r, m: misfit(r), 2, "size mismatch for 1.weight"),
     Case("model-five-classes", lambda r, m: foreign(r, GOOD.replace("(784, 10)", "(784, 5)")),
          2, "outputs shape (8, 5) on a batch of 8 fashion-mnist images; expected (8, 10)"),
     Case("model-three-channels", lambda r, m: foreign(r, """
@@ -216,20 +221,20 @@ CASES = [
     Case("idx-truncated-header", lambda r, m: truncated_header(r), 2, "truncated IDX header"),
     Case("idx-labels-shorter", lambda r, m: info(fmnist(r, n_labels=10, train=True)),
          2, f"labels-idx1-ubyte: holds 10 labels for the {N_IMAGES} images"),
-    Case("idx-test-label-out-of-range", lambda r, m: (fmnist(r, labels=[3] * 5 + [200] + [3] * 10), native(r))[1],
+    Case("idx-test-label-out-of-range", lambda r, m: then(fmnist(r, labels=[3] * 5 + [200] + [3] * 10), native(r)),
          2, "label 200 (example 5) outside the 10 classes"),
     Case("idx-train-label-out-of-range", lambda r, m: ["train", "standard", "--data-dir",
                                                        str(fmnist(r, train=True, train_labels=[10] * N_IMAGES)),
                                                        "--n-labeled", "8", "--out", str(r / "run.pt")],
          2, "label 10 (example 0) outside the 10 classes"),
-    Case("data-dir-nonexistent", lambda r, m: (system_copy(r, m), info(r / "nonexistent"))[1],
+    Case("data-dir-nonexistent", lambda r, m: then(system_copy(r, m), info(r / "nonexistent")),
          2, f"dataset 'fashion-mnist' not found in --data-dir {{tmp}}{os.sep}nonexistent"),
-    Case("data-dir-empty", lambda r, m: (system_copy(r, m), (r / "empty").mkdir(), info(r / "empty"))[2],
+    Case("data-dir-empty", lambda r, m: then(system_copy(r, m), (r / "empty").mkdir(), info(r / "empty")),
          2, "dataset 'fashion-mnist' not found in --data-dir"),
-    Case("data-dir-empty-evaluate", lambda r, m: (system_copy(r, m), (r / "empty").mkdir(),
-                                                  native(r) + ["--data-dir", str(r / "empty")])[2],
+    Case("data-dir-empty-evaluate", lambda r, m: then(system_copy(r, m), (r / "empty").mkdir(),
+                                                      native(r) + ["--data-dir", str(r / "empty")]),
          2, "dataset 'fashion-mnist' not found in --data-dir"),
-    Case("data-dir-is-a-file", lambda r, m: (system_copy(r, m), (r / "f").write_text("x"), info(r / "f"))[2],
+    Case("data-dir-is-a-file", lambda r, m: then(system_copy(r, m), (r / "f").write_text("x"), info(r / "f")),
          2, "dataset 'fashion-mnist' not found in --data-dir"),
     Case("n-exceeds-test-set", lambda r, m: native(r) + ["--n", "100"], 2, f"--n 100 exceeds the {N_IMAGES} test"),
     # choices
@@ -239,21 +244,30 @@ CASES = [
          2, "unknown scale 'bogus'"),
     Case("reproduce-unknown-experiment", lambda r, m: ["reproduce", "table42", "--dry-run"], 2, "table42"),
     # outputs checked before any work
-    Case("out-is-a-folder", lambda r, m: ((r / "results").mkdir(), native(r) + ["--out", str(r / "results")])[1],
+    Case("out-is-a-folder", lambda r, m: then((r / "results").mkdir(), native(r) + ["--out", str(r / "results")]),
          2, "is a folder; name a CSV file"),
-    Case("out-under-a-file", lambda r, m: ((r / "notes.txt").write_text("x"),
-                                           native(r) + ["--out", str(r / "notes.txt" / "r.csv")])[1],
+    Case("out-under-a-file", lambda r, m: then((r / "notes.txt").write_text("x"),
+                                               native(r) + ["--out", str(r / "notes.txt" / "r.csv")]),
+         2, "notes.txt is a file, not a folder"),
+    Case("train-out-is-a-folder",
+         lambda r, m: then((r / "d.pt").mkdir(), ["train", "standard", "--out", str(r / "d.pt")]),
+         2, "is a folder; name a .pt file"),
+    Case("train-out-under-a-file", lambda r, m: then((r / "notes.txt").write_text("x"),
+                                                     ["train", "standard", "--out", str(r / "notes.txt" / "x.pt")]),
          2, "notes.txt is a file, not a folder"),
     # already one line before issue 16: kept so that they stay so
     Case("checkpoint-missing", lambda r, m: ["evaluate", str(r / "nope.pt"), *evaluate_args(r)], 2,
          "no such checkpoint file"),
-    Case("checkpoint-garbage", lambda r, m: ((r / "g.pt").write_bytes(b"garbage" * 10),
-                                             ["evaluate", str(r / "g.pt"), *evaluate_args(r)])[1],
+    Case("checkpoint-garbage", lambda r, m: then((r / "g.pt").write_bytes(b"garbage" * 10),
+                                                 ["evaluate", str(r / "g.pt"), *evaluate_args(r)]),
          2, "corrupt or not a PyTorch file"),
     Case("attack-unknown", lambda r, m: native(r) + ["--attacks", "nosuch"], 2, "nosuch"),
     Case("attack-malformed", lambda r, m: native(r) + ["--attacks", "pgd[steps=abc]"], 2, "steps"),
     Case("n-zero", lambda r, m: native(r) + ["--n", "0"], 2, "--n must be >= 1, got 0"),
     Case("model-without-colon", lambda r, m: native(r) + ["--model", "nocolon"], 2, "--model must be module:function"),
+    Case("model-empty-module", lambda r, m: native(r) + ["--model", ":build"], 2, "--model must be module:function"),
+    Case("model-empty-function", lambda r, m: native(r) + ["--model", "os:"], 2, "--model must be module:function"),
+    Case("dataset-unknown", lambda r, m: native(r) + ["--dataset", "imagenet"], 2, "imagenet"),
     Case("model-without-dataset", lambda r, m: ["evaluate", str(r / "w.pt"), "--model", "m:build",
                                                 *evaluate_args(r)], 2, "--model needs --dataset"),
 ]

@@ -10,8 +10,7 @@ from srtbench.attacks import split_specs
 from srtbench.cli import main
 
 DEFENSES = {"standard", "at", "trades", "uat", "rst", "rt", "srt", "fast-srt", "worst-of-k", "klr", "at-avg", "at-max"}
-ATTACKS = {"fgsm", "pgd", "mifgsm", "jsma", "cw", "cw-l2", "pointwise", "ddn", "randadv", "gridadv", "randadv.t",
-           "randadv.r", "gridadv.t", "gridadv.r", "pgd+", "gridadv+", "autoattack"}
+ATTACKS = set(attacks.ATTACKS.names())
 PRESETS = {"fmnist-pixel-cpu", "fmnist-spatial-cpu", "fmnist-compound-cpu", "mnist-pixel-table6", "mnist-pixel-table4",
            "mnist-spatial-table5", "cifar10-pixel-table2", "cifar10-pixel-table4", "cifar10-spatial-table1",
            "cifar10-spatial-table3", "cifar10-fast-table8", "cifar10-fast-table9"}
@@ -215,10 +214,14 @@ def test_an_interrupted_training_run_is_resumed(tmp_path, monkeypatch):
     steps = recipes.plan("quick")
     first = steps[0]
     (tmp_path / first.output).parent.mkdir(parents=True)
-    (tmp_path / first.output.replace(".pt", ".last.pt")).write_bytes(b"partial")
-    calls = []
-    recipes.run(steps[:1], echo=lambda s: None, invoke=fake_invoke(calls))
-    assert calls == [first.command + " --resume"]
+    for partial in (".resume", ".last.pt"):  # this version's resume state, and an older version's
+        resume = tmp_path / first.output.replace(".pt", partial)
+        resume.write_bytes(b"partial")
+        calls = []
+        recipes.run(steps[:1], echo=lambda s: None, invoke=fake_invoke(calls))
+        assert calls == [first.command + " --resume"]
+        resume.unlink()
+        (tmp_path / first.output).unlink(missing_ok=True)  # the fake run wrote the checkpoint
 
 
 def test_dry_run_prints_runnable_commands_and_runs_nothing(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -136,7 +137,7 @@ def test_sigint_saves_a_loadable_checkpoint_and_exits(tmp_path, fmnist_train):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "--resume" in err and not out.exists()
-    saved = checkpoint.load(tmp_path / "killed.last.pt")
+    saved = checkpoint.load(tmp_path / "killed.resume")
     assert saved.resume["step"] > saved.resume["epoch"] * (3000 // 64)
     saved.build_model()
 
@@ -155,7 +156,7 @@ def test_bad_options_are_one_line_errors_with_exit_2(tmp_path, args, message):
 
 
 def test_existing_resume_file_needs_resume_flag(tmp_path):
-    (tmp_path / "x.last.pt").write_bytes(b"")
+    (tmp_path / "x.resume").write_bytes(b"")
     result = cli("train", "standard", "--out", str(tmp_path / "x.pt"))
     assert result.exit_code == 2 and "--resume" in result.output
 
@@ -168,21 +169,18 @@ def test_help_lists_defenses_and_paper_defaults():
     assert "--beta" in cli("train", "trades", "--help").output
 
 
-class _Captured(Exception):
-    def __init__(self, run):
-        self.run = run
-
-
 def preset_run(monkeypatch, tmp_path, defense: str, preset: str) -> Run:
-    """The Run that `srtbench train DEFENSE --preset PRESET` builds (training itself is replaced)."""
+    """The Run that `srtbench train DEFENSE --preset PRESET` hands the trainer (which is replaced: no training)."""
+    runs = []
 
     def capture(run, **kwargs):
-        raise _Captured(run)
+        runs.append(run)
+        return SimpleNamespace(interrupted=False, metrics=[], path=run.out, last=None, train_time_s=0.0)
 
     monkeypatch.setattr("srtbench.trainer.train", capture)
     result = cli("train", defense, "--preset", preset, "--out", str(tmp_path / f"{defense}.pt"))
-    assert isinstance(result.exception, _Captured), (defense, preset, result.output, result.exception)
-    return result.exception.run
+    assert result.exit_code == 0 and len(runs) == 1, (defense, preset, result.output)
+    return runs[0]
 
 
 # The paper's settings, read off Appendices B-E (and J), for the presets that follow them: what the
@@ -357,3 +355,19 @@ def test_preset_lambda_is_srt_s_not_the_baselines():
     assert spatial.overrides("srt")["params"].get("lam") == spatial.params["lam"]
     # KLR keeps its own paper's λ (Yang et al.), not the 0.2 the paper chose for spatial SRT
     assert "lam" not in spatial.overrides("klr")["params"]
+
+
+def test_train_without_out_writes_runs_defense_threat_and_never_overwrites(tmp_path, monkeypatch):
+    """`srtbench train srt --threat pixel`, as the README types it, from an empty folder."""
+    monkeypatch.chdir(tmp_path)
+    args = ("train", "standard", "--threat", "pixel", "--iterations", "1", "--n-labeled", "64", "--check-size", "16")
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "runs" / "standard-pixel.pt").is_file() and "saved runs/standard-pixel.pt" in first.output
+    before = (tmp_path / "runs" / "standard-pixel.pt").stat().st_mtime_ns
+    again = cli(*args)
+    assert again.exit_code == 2 and again.output.count("\n") == 1 and "--force" in again.output
+    assert (tmp_path / "runs" / "standard-pixel.pt").stat().st_mtime_ns == before  # nothing lost
+    forced = cli(*args, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert (tmp_path / "runs" / "standard-pixel.pt").stat().st_mtime_ns != before

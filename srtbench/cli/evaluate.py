@@ -23,13 +23,33 @@ def evaluate_cmd(checkpoints, **options):
       the `--` stops torchrun from reading --n as its own --nnodes)
     """
     from srtbench.evaluate import evaluate, world
+    from srtbench.runtime import set_threads
 
+    set_threads()  # this process's share of the cores ($SRTBENCH_THREADS), before any work
     cfg = from_options(EvalConfig, options)
-    summaries = evaluate(list(checkpoints), cfg)
+    summaries = evaluate(_without_resume_states(checkpoints), cfg)
     if world()[0] == 0:  # under torchrun, rank 0 speaks for all
         for summary in summaries:
             click.echo(report(summary))
         click.echo(f"rows in {cfg.out}")
+
+
+def _without_resume_states(paths) -> list[str]:
+    """A `runs/*.pt` glob also takes NAME.last.pt, the resume state older versions wrote beside NAME.pt (now
+    NAME.resume): skip it where NAME.pt is evaluated too, so no run is evaluated twice."""
+    from pathlib import Path
+
+    from srtbench.checkpoint import LEGACY_RESUME_SUFFIX
+
+    given, kept = {Path(p) for p in paths}, []
+    for p in paths:
+        name = Path(p).name
+        final = Path(p).with_name(name[: -len(LEGACY_RESUME_SUFFIX)] + ".pt")
+        if name.endswith(LEGACY_RESUME_SUFFIX) and final in given:
+            click.echo(f"note: skipped {p}: the resume state of {final}, which is evaluated", err=True)
+        else:
+            kept.append(p)
+    return kept
 
 
 SYMBOLS = {"epsilon": "ε", "rotation": "rot", "translation": "tr", "gamma": "γ"}
@@ -43,12 +63,17 @@ def budget_text(budget: dict, sources: dict) -> str:
 
 
 def report(summary) -> str:
-    """Rows with their budgets, worst case per threat group with the risks of Definition 2, and every WARN flag."""
+    """Rows with their budgets, worst case per threat group with the risks of Definition 2, and every WARN flag.
+
+    Percentages are rounded as the tables round them (`tables.fixed`: 15.625 is 15.63 in both) and printed as
+    written (tabulate would reparse "40.00" as 40)."""
     from tabulate import tabulate
+
+    from srtbench.tables import fixed
 
     t = summary.target
     lines = [f"\n{t.label}  ({t.path}, {t.dataset}, defense {t.defense}, trained against {t.train_threat}, "
-             f"clean {summary.clean_acc:.2f}%)"]
+             f"clean {fixed(summary.clean_acc)}%)"]
     rows = []
     for r in summary.runs:
         row = r.row
@@ -56,17 +81,25 @@ def report(summary) -> str:
         warns = sum(1 for f in flags.values() if f["status"] == "WARN")
         dist = row.get("median_distance")
         rows.append([r.attack, budget_text(row["budget"], row.get("budget_source")), f"{r.fraction:g}",
-                     f"{row['robust_acc']:.2f}", f"[{row['robust_ci_low']:.1f}, {row['robust_ci_high']:.1f}]",
+                     fixed(row["robust_acc"]), f"[{fixed(row['robust_ci_low'], 1)}, {fixed(row['robust_ci_high'], 1)}]",
                      "" if dist in ("", None) or dist != dist else f"{float(dist):.3g}",
                      f"{float(row['wall_time_s']):.1f}",
                      f"{len(flags) - warns} PASS" + (f", {warns} WARN" if warns else "")])
     lines.append(tabulate(rows, headers=["attack", "budget (from)", "fraction", "robust %", "95% CI", "median dist",
-                                         "time s", "flags"]))
-    worst = [[threat, f"{f:g}", f"{w['robust_acc']:.2f}", f"{w['R_stand']:.2f}", f"{w['R_rob']:.2f}",
-              f"{w['R_adv']:.2f}", ",".join(w["attacks"])]
+                                         "time s", "flags"], disable_numparse=True,
+                          colalign=("left", "left", "right", "right", "left", "right", "right", "left")))
+    times = {}  # wall time per attack, summed over fractions (rows skipped as already done count their first run)
+    for r in summary.runs:
+        times[r.attack] = times.get(r.attack, 0.0) + float(r.row["wall_time_s"])
+    if times:
+        lines.append(f"attack wall time: {sum(times.values()):.1f} s in all ("
+                     + ", ".join(f"{name} {t:.1f} s" for name, t in sorted(times.items(), key=lambda kv: -kv[1])) + ")")
+    worst = [[threat, f"{f:g}", *(fixed(w[k]) for k in ("robust_acc", "R_stand", "R_rob", "R_adv")),
+              ",".join(w["attacks"])]
              for (threat, f), w in sorted(summary.worst.items())]
     lines.append("\nworst case per example (Definition 2 risks, %):")
-    lines.append(tabulate(worst, headers=["threat", "fraction", "robust %", "R_stand", "R_rob", "R_adv", "attacks"]))
+    lines.append(tabulate(worst, headers=["threat", "fraction", "robust %", "R_stand", "R_rob", "R_adv", "attacks"],
+                          disable_numparse=True, colalign=("left", *["right"] * 5, "left")))
     warns = sorted({(name, f["detail"]) for r in summary.runs for name, f in r.row["flags"].items()
                     if f["status"] == "WARN"})
     lines.append("\nsanity: " + ("all flags PASS" if not warns else f"{len(warns)} WARN"))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from srtbench.cli import main
+from srtbench.config import option_name
+from srtbench.neighborhoods import ThreatConfig, atoms
 
 OUT = click.option("--out", required=True, type=click.Path(dir_okay=False),
                    help="output path; OUT.png and OUT.pdf are written")
@@ -48,24 +52,33 @@ def unlabeled(results, attacks, out):
     _written(out)
 
 
+def _budget_options(fn):
+    """One option per ThreatConfig budget field (--epsilon, --rotation, --sigma, ...), unset by default: the first
+    checkpoint's budget applies."""
+    for f in reversed([f for f in dataclasses.fields(ThreatConfig) if f.name != "threat"]):
+        kind = click.Choice(f.metadata["choices"]) if "choices" in f.metadata else type(f.default)
+        fn = click.option(f"--{option_name(f)}", f.name, type=kind, default=None,
+                          help=f"{f.metadata.get('help', '')} (default: the first checkpoint's)")(fn)
+    return fn
+
+
 @plot.command("surface")
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path())
-@click.option("--threat", type=click.Choice(["pixel", "spatial"]), default="pixel", show_default=True,
-              help="pixel: adversarial and random directions; spatial: rotation and translation")
+@click.option("--threat", type=click.Choice(atoms()), default="pixel", show_default=True,
+              help="the neighborhood drawn, along two directions of its own (e.g. pixel: adversarial and random; "
+              "spatial: rotation and translation; blur: horizontal and vertical σ)")
 @click.option("--value", type=click.Choice(["decision", "loss"]), default="decision", show_default=True,
               help="decision value D(x) = p_y - max_{i!=y} p_i (Figures 3-4) or the loss (Figures 5-6)")
 @click.option("--index", default=0, show_default=True, help="test-set index of the example")
 @click.option("--steps", default=21, show_default=True, help="grid points per direction")
-@click.option("--epsilon", type=float, default=None, help="pixel extent (default: the first checkpoint's)")
-@click.option("--rotation", type=float, default=None, help="rotation extent in degrees")
-@click.option("--translation", type=float, default=None, help="translation extent in pixels")
+@_budget_options
 @click.option("--data-dir", default=None, help="folder holding the dataset files")
 @OUT
-def surface(checkpoints, threat, value, index, steps, epsilon, rotation, translation, data_dir, out):
+def surface(checkpoints, threat, value, index, steps, data_dir, out, **budget):
     """Decision or loss surface around one example, checkpoints side by side (Figures 3-6)."""
     from srtbench import plots
 
-    plots.surface(checkpoints, out, threat, value, index, steps, epsilon, rotation, translation, data_dir)
+    plots.surface(checkpoints, out, threat, value, index, steps, data_dir, **budget)
     _written(out)
 
 

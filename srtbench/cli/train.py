@@ -53,8 +53,10 @@ def _defense_command(name: str) -> click.Command:
 
     @click.pass_context
     def command(ctx, preset, out, resume, force, label, **options):
+        from srtbench.runtime import set_threads
         from srtbench.trainer import train
 
+        set_threads()  # this process's share of the cores ($SRTBENCH_THREADS), before any work
         overrides = PRESETS.get(preset).overrides(name) if preset else {}
         threat = _build("threat", ThreatConfig, options, ctx, overrides)
         out = out or default_out(name, threat.threat)
@@ -87,9 +89,10 @@ def _defense_command(name: str) -> click.Command:
                            help="row name in tables (default: the paper's, e.g. 'SRT (λ = 0.2)')")(command)
     command = click.option("--force", is_flag=True, help="train afresh over a finished run or resume state at OUT")(
         command)
-    command = click.option("--resume", is_flag=True, help="continue from OUT's .last.pt (same options)")(command)
+    command = click.option("--resume", is_flag=True, help="continue from OUT's .resume state (same options); "
+                           "without one, start afresh")(command)
     command = click.option("--out", default=None, help="final checkpoint path (default runs/DEFENSE-THREAT.pt; "
-                           "beside it: .last.pt for --resume, .metrics.csv)")(command)
+                           "beside it: .resume for --resume, .metrics.csv)")(command)
     command = click.option("--preset", type=click.Choice(PRESETS.names()), default=None, metavar="NAME",
                            help="a paper setting in one word (see `srtbench presets`); explicit options "
                            "override it")(command)

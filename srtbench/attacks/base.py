@@ -1,0 +1,182 @@
+"""What every attack shares: the `Attack` interface, its per-example `AttackOutput`, and the registry whose
+`AttackInfo` holds every fact about an attack (defaults per dataset family, table header and column order, speed,
+white-box or not, the attacks it must beat), which tables, evaluation, recipes and plots read."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from srtbench.errors import SrtbenchError
+from srtbench.neighborhoods import NEIGHBORHOODS, ExampleRNG
+from srtbench.registry import Registry
+
+ATTACKS: Registry[Callable[..., Attack]] = Registry("attack")
+
+# Each dataset is its own family of defaults: MNIST and CIFAR-10 at the paper's Table 4 budgets, Fashion-MNIST at
+# the ε 0.1 its presets train at (MNIST's 0.3 breaks every Fashion-MNIST SmallCNN).
+FAMILIES = ("mnist", "fashion-mnist", "cifar10")
+
+# the neighborhood each threat group probes (the worst case is taken per group, robustness is trained per neighborhood):
+# the pixel-wise norms probe `pixel`, every other registered threat (spatial, compound, blur, color) is its own group
+THREAT_NEIGHBORHOOD = {"linf": "pixel", "l2": "pixel", "l0": "pixel",
+                       **{name: name for name in NEIGHBORHOODS.names() if name != "pixel"}}
+
+
+def family(dataset: str) -> str:
+    if dataset not in FAMILIES:
+        raise SrtbenchError(f"no attack defaults for dataset {dataset!r}; known: {', '.join(FAMILIES)}")
+    return dataset
+
+
+@dataclass
+class AttackOutput:
+    """Per-example result of one attack on one batch (all tensors on the batch's device)."""
+
+    x_adv: torch.Tensor
+    inside: torch.Tensor  # (B,) bool: x_adv lies in the attack's threat set and in [0, 1]
+    distance: torch.Tensor  # (B,) perturbation size (inf where a minimum-norm attack failed, NaN if n/a)
+
+    def cat(self, other: AttackOutput) -> AttackOutput:
+        return AttackOutput(*(torch.cat([a, b]) for a, b in zip(self.fields(), other.fields())))
+
+    def fields(self) -> tuple[torch.Tensor, ...]:
+        return self.x_adv, self.inside, self.distance
+
+    def to(self, device) -> AttackOutput:
+        return AttackOutput(*(t.to(device) for t in self.fields()))
+
+
+def batch_seed(gen: torch.Generator | ExampleRNG) -> int:
+    """One seed for a library attack that draws from a global or per-batch generator (from the batch's first
+    example where draws are per example)."""
+    first = gen.generators[0] if isinstance(gen, ExampleRNG) else gen
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=first))
+
+
+def no_distance(x: torch.Tensor) -> torch.Tensor:
+    return torch.full((len(x),), math.nan, device=x.device)
+
+
+def in_box(x_adv: torch.Tensor) -> torch.Tensor:
+    flat = x_adv.flatten(1)
+    return (flat >= 0).all(1) & (flat <= 1).all(1)
+
+
+def norm(d: torch.Tensor, p: str) -> torch.Tensor:
+    """Per-example size of a perturbation `d` in the ℓ∞, ℓ2 or ℓ0 (changed input values) norm."""
+    flat = d.flatten(1)
+    if p == "linf":
+        return flat.abs().amax(1)
+    if p == "l2":
+        return flat.norm(dim=1)
+    return (flat.abs() > 1e-6).sum(1).float()  # l0: changed input values
+
+
+class Attack(ABC):
+    """Shared chores: name, settings (as given, for the CSV), effective budget, threat group."""
+
+    name: str = ""
+    threat: str = ""  # worst case over attacks is taken per threat group: linf, l2, l0, spatial, compound
+    minimum_norm: bool = False
+    batch_dependent: bool = False  # draws from one generator per batch (library attacks): results depend on batching
+    params: dict[str, Any]
+    budget: dict[str, float]
+    budget_source: dict[str, str]  # per budget: checkpoint, dataset or command line
+
+    @abstractmethod
+    def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                 gen: torch.Generator | None = None) -> AttackOutput:
+        """Adversarial examples that move `model`'s prediction away from `target`."""
+
+    def at_budget(self, out: AttackOutput, x: torch.Tensor) -> AttackOutput:
+        """The output as counted at this attack's budget (minimum-norm attacks: keep x where too far)."""
+        return out
+
+    @property
+    def run_key(self) -> str:
+        """Two attacks with the same run key produce the same output (evaluation runs it once)."""
+        return f"{self.name}{sorted(self.params.items())}{sorted(self.budget.items())}"
+
+
+# ---------------------------------------------------------------- registration: every fact about an attack
+
+
+@dataclass(frozen=True)
+class AttackInfo:
+    """Every fact about an attack, declared once where it is registered."""
+
+    defaults: dict[str, dict[str, Any]]  # settings per dataset family (every one of FAMILIES)
+    budget: tuple[str, ...]  # settings multiplied by --fractions
+    threat: str  # threat group (a key of THREAT_NEIGHBORHOOD): the worst case is taken per group
+    header: str  # its column header in the paper's tables
+    order: int  # its place among the paper's columns (Tables 3, 4, Figure 1): tables and plots sort by it
+    source: str  # where the attack and its defaults come from
+    notes: str = ""
+    library: str = "native"
+    minimum_norm: bool = False
+    slow: bool = False  # minutes per hundred images on a CPU: recipes evaluate it on fewer images
+    white_box: bool = False  # follows the model's gradients (the gradient-masking flag checks the ℓ∞ ones)
+    must_beat: tuple[str, ...] = ()  # attacks of the same budget it must break at least as often (order_ flags)
+    covers: tuple[str, ...] = ()  # attacks whose threat set it contains: it breaks every example they break
+    quick: str = ""  # settings `k=v,...` under which it runs in seconds (the test battery)
+
+
+def attack(name: str, **facts: Any) -> Callable:
+    """Register a builder `fn(**settings) -> Attack` under `name` with its facts (the fields of AttackInfo)."""
+    info = AttackInfo(**facts)
+    missing = [f for f in FAMILIES if f not in info.defaults]
+    if missing:
+        raise ValueError(f"attack {name} lacks defaults for {', '.join(missing)}")
+    if info.threat not in THREAT_NEIGHBORHOOD:
+        raise ValueError(f"attack {name}: unknown threat group {info.threat!r}")
+    info = dataclasses.replace(info, defaults={f: dict(info.defaults[f]) for f in FAMILIES})
+    return ATTACKS.register(name, info=info)
+
+
+def same(settings: dict) -> dict[str, dict]:
+    """The same defaults for every dataset family."""
+    return {f: dict(settings) for f in FAMILIES}
+
+
+def attack_info(name: str) -> AttackInfo:
+    """The facts registered with attack `name` (an unknown name is a one-line error)."""
+    return ATTACKS.meta(name)["info"]
+
+
+def neighborhood(name: str) -> str:
+    """The neighborhood attack `name` probes: pixel, spatial or compound."""
+    return THREAT_NEIGHBORHOOD[attack_info(name).threat]
+
+
+def header(name: str) -> str:
+    """The paper's column header of attack `name` (the name itself for an attack not registered)."""
+    return attack_info(name).header if name in ATTACKS else name
+
+
+def paper_order() -> list[str]:
+    """The registered attacks in the paper's column order."""
+    return sorted(ATTACKS.names(), key=lambda name: attack_info(name).order)
+
+
+def rank(name: str) -> int:
+    """The place of attack `name` in the paper's column order (after every registered one if not registered)."""
+    order = paper_order()
+    return order.index(name) if name in order else len(order)
+
+
+def must_beat_pairs() -> list[tuple[str, str]]:
+    """(stronger, weaker) for every attack and each attack it must beat, in registration order."""
+    return [(name, weak) for name in ATTACKS.names() for weak in attack_info(name).must_beat]
+
+
+def cover_pairs() -> list[tuple[str, str]]:
+    """(compound, part) for every attack and each attack whose threat set it contains, in registration order."""
+    return [(name, part) for name in ATTACKS.names() for part in attack_info(name).covers]

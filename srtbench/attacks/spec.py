@@ -1,0 +1,133 @@
+"""Attack specs `name[k=v,...]`: split a list of them, resolve each to its settings (the dataset family's
+defaults, the budgets a checkpoint was trained against, the command line's overrides, in that order of precedence)
+and build the attack with every budget scaled by a perturbation fraction (Figures 1 and 7)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any
+
+from srtbench.attacks.base import ATTACKS, THREAT_NEIGHBORHOOD, Attack, attack_info, family
+from srtbench.config import require
+from srtbench.errors import SrtbenchError
+from srtbench.neighborhoods import NEIGHBORHOODS, threat_parts
+
+SPEC = re.compile(r"^\s*([\w.+-]+)\s*(?:\[(.*)\])?\s*$")
+
+
+def split_specs(text: str) -> list[str]:
+    """'pgd[steps=100,start=none],gridadv' -> ['pgd[steps=100,start=none]', 'gridadv'] ('all' expands)."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    specs = [s.strip() for s in out if s.strip()]
+    require(bool(specs), "--attacks is empty")
+    return [name for s in specs for name in (ATTACKS.names() if s == "all" else [s])]
+
+
+def _convert(text: str, default: Any, key: str, name: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            require(text.lower() in ("true", "false", "1", "0"), f"{name}[{key}=...] takes true or false")
+            return text.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            value = float(text)
+            require(math.isfinite(value), f"{name}[{key}={text}] must be a finite number")
+            return value
+    except ValueError:
+        raise SrtbenchError(f"{name}[{key}={text}]: expected a {type(default).__name__}") from None
+    return text
+
+
+# which budgets of a checkpoint's trained threat (its ThreatConfig: threat, norm, epsilon, rotation, translation) an
+# attack takes by default: (part of the trained neighborhood, its norm or None, budget keys, attack threat groups)
+SOURCES = ("checkpoint", "dataset", "command line")  # where a budget came from (the CSV's budget_source)
+NORM_GROUPS = ("linf", "l2", "l0")  # threat groups that name a pixel-wise norm; every other attack's pixel part is ℓ∞
+
+
+def trained_budget(threat: dict | None, group: str) -> dict[str, float]:
+    """The budgets a checkpoint trained against `threat` (its ThreatConfig as a dict) sets for attacks of threat
+    group `group` ({} if none): each budget field of every neighborhood the training and the attack share
+    (pixel, spatial, blur, ... or their chains); a pixel-wise budget only where the norms agree."""
+    if not isinstance(threat, dict):
+        return {}
+    try:
+        trained = threat_parts(str(threat.get("threat")))
+    except SrtbenchError:  # a checkpoint of a threat this version does not know
+        return {}
+    probed = threat_parts(THREAT_NEIGHBORHOOD[group])
+    norm = group if group in NORM_GROUPS else "linf"
+    out = {}
+    for part in (p for p in trained if p in probed):
+        budget = NEIGHBORHOODS.get(part).Budget
+        fields = [f.name for f in dataclasses.fields(budget)] if budget is not None else []
+        if "norm" in fields and threat.get("norm", "linf") != norm:
+            continue
+        out.update({k: float(threat[k]) for k in fields if k != "norm" and k in threat})
+    return out
+
+
+def resolve(spec: str, dataset: str, trained: dict | None = None) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """(name, every setting, where each budget came from) of `name[k=v,...]`.
+
+    Defaults are the dataset family's; a checkpoint's trained threat (`trained`) replaces the budgets it covers
+    (the step size follows ε in proportion: Appendix C's PGD-40 step 0.005 at ε 0.1 is ε/20); settings written
+    in the spec win over both.  A budget whose default is 0 belongs to the attack's definition (gridadv.t does
+    not rotate) and is not replaced.
+    """
+    m = SPEC.match(spec)
+    require(m is not None, f"cannot parse attack {spec!r}; write name or name[key=value,...]")
+    name, body = m.group(1), m.group(2)
+    info = attack_info(name)
+    params = dict(info.defaults[family(dataset)])
+    given = {}
+    for item in filter(None, (s.strip() for s in (body or "").split(","))):
+        require("=" in item, f"{name}[{item}]: write key=value")
+        k, v = (s.strip() for s in item.split("=", 1))
+        require(k in params, f"{name} has no setting {k!r}; settings: {', '.join(params)}")
+        given[k] = _convert(v, params[k], k, name)
+    sources = {k: "dataset" for k in info.budget if k != "step_size"}
+    for k, v in trained_budget(trained, info.threat).items():
+        if k in sources and k not in given and params[k] > 0:
+            if k == "epsilon" and "step_size" in params:
+                params["step_size"] = float(f"{params['step_size'] * v / params['epsilon']:.6g}")
+            params[k], sources[k] = v, "checkpoint"
+    params.update(given)
+    sources.update({k: "command line" for k in given if k in sources})
+    return name, params, sources
+
+
+def parse(spec: str, dataset: str) -> tuple[str, dict[str, Any]]:
+    """(name, every setting) of `name[k=v,...]`: the dataset's defaults with the overrides applied."""
+    name, params, _ = resolve(spec, dataset)
+    return name, params
+
+
+def build(spec: str, dataset: str, fraction: float = 1.0, trained: dict | None = None) -> Attack:
+    """The attack `spec` on `dataset` (budgets from `trained`, a checkpoint's threat, where it covers them) with
+    every budget multiplied by `fraction`."""
+    require(math.isfinite(fraction) and 0 <= fraction <= 1, f"fraction must be in [0, 1], got {fraction:g}")
+    name, params, sources = resolve(spec, dataset, trained)
+    info = attack_info(name)
+    for k in info.budget:
+        require(params[k] >= 0, f"{name}[{k}={params[k]:g}] must be >= 0")
+    scaled = {k: (v * fraction if k in info.budget else v) for k, v in params.items()}
+    try:
+        atk = ATTACKS.get(name)(**scaled)
+    except (TypeError, ValueError) as err:
+        raise SrtbenchError(f"{name}: {err}") from None
+    atk.name, atk.params = name, {"library": info.library, **params}  # a `library` setting wins
+    atk.budget = {k: float(scaled[k]) for k in info.budget if k != "step_size"}
+    atk.budget_source = sources
+    atk.threat = info.threat
+    return atk

@@ -1,0 +1,46 @@
+"""Process-level chores: the thread count a process takes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from srtbench.errors import SrtbenchError
+from srtbench.runtime import set_threads, usable_cores
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_srtbench_threads_sets_the_share_of_a_run_side_by_side(monkeypatch, restore_threads):
+    monkeypatch.setenv("SRTBENCH_THREADS", "1")
+    assert set_threads() == 1 and torch.get_num_threads() == 1
+
+
+def test_default_is_the_usable_cores_divided_among_local_ranks(monkeypatch, restore_threads):
+    monkeypatch.delenv("SRTBENCH_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert set_threads() == usable_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(2 * usable_cores()))
+    assert set_threads() == 1  # more ranks than cores: one thread each, never zero
+
+
+def test_an_explicit_omp_num_threads_is_left_to_torch(monkeypatch, restore_threads):
+    monkeypatch.delenv("SRTBENCH_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    assert set_threads() == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_a_bad_srtbench_threads_is_a_one_line_error(monkeypatch, value):
+    monkeypatch.setenv("SRTBENCH_THREADS", value)
+    with pytest.raises(SrtbenchError, match="SRTBENCH_THREADS"):
+        set_threads()
