@@ -130,7 +130,10 @@ class PGD:
                         "the model's output has no gradient with respect to its input, so gradient attacks "
                         "cannot run on it (a sign of gradient masking); use randadv, gridadv or autoattack's Square"
                     )
-                grad = torch.autograd.grad(values.sum(), _leaves(th))
+                leaves = _leaves(th)
+                # a zero budget can leave θ out of the graph (blur with σ_max = 0 is the identity): no step then
+                grad = [torch.zeros_like(t) if g is None else g
+                        for g, t in zip(torch.autograd.grad(values.sum(), leaves, allow_unused=True), leaves)]
                 grad, th = (tuple(grad) if isinstance(th, tuple) else grad[0]), detach(th)
                 if keep is not None:
                     active, th, grad = active[keep], index(th, keep), index(grad, keep)

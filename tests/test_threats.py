@@ -247,3 +247,15 @@ def test_srt_against_blur_beats_standard_under_blur(tmp_path, fmnist_sets, stand
     assert all(clean > 50 for clean, _ in accs.values())  # both learned the task (chance: 10%)
     assert accs["standard"][1] < 45  # what a broken defense gets (measured 33%)
     assert accs["srt"][1] > accs["standard"][1] + 15  # measured 59% vs 33%
+
+
+@pytest.mark.parametrize("spec", ["blur-pgd", "color-pgd", "pgd[epsilon=0.1,steps=3,step_size=0.01]"])
+def test_gradient_attacks_at_a_zero_budget_return_the_clean_images(spec, tiny_cnn, test_batch):
+    """Fraction 0 (the zero-budget sanity run) can leave θ out of the graph (blur at σ 0 is the identity)."""
+    from srtbench.attacks import build
+
+    x = test_batch[0][:4]
+    with torch.no_grad():
+        pred = tiny_cnn(x).argmax(1)
+    out = build(spec, "fashion-mnist", fraction=0.0)(tiny_cnn, x, pred, torch.Generator().manual_seed(0))
+    assert torch.allclose(out.x_adv, x, atol=1e-6)
