@@ -7,7 +7,6 @@ the one-line message.  Attacks are replaced by a tripwire: every case must fail 
 
 from __future__ import annotations
 
-import gzip
 import os
 import sys
 import tempfile
@@ -25,18 +24,13 @@ from click.testing import CliRunner
 from srtbench import checkpoint, data
 from srtbench import evaluate as evaluate_module
 from srtbench.cli import main
+from tests import test_data as data_tests
 
 N_IMAGES = 16  # the generated test set (and training set) of every case
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    blob = header + array.astype(np.uint8).tobytes()
-    if compress:
-        with gzip.open(str(path) + ".gz", "wb") as fh:
-            fh.write(blob)
-    else:
-        path.write_bytes(blob)
+    data_tests.write_idx(path, array, compress)
 
 
 def fmnist(root: Path, labels: list[int] | None = None, n_labels: int | None = None, train: bool = False,
