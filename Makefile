@@ -28,8 +28,14 @@ demo: setup  # ~2 minutes: trains standard, attacks it beside models/fmnist-{at,
 	$(BIN)/srtbench data info fashion-mnist
 	$(BIN)/srtbench reproduce quick
 
+# Speed claims, each a ratio measured in one run (README, Performance); the last line times the whole battery on
+# the robust model (per-attack wall times and the total; BENCH_N=1000 for issue 15's target, on an idle machine).
+BENCH_N ?= 200
 bench: setup
 	$(BIN)/python benchmarks/attacks.py
+	$(BIN)/python benchmarks/pointwise.py
+	$(BIN)/srtbench evaluate models/fmnist-srt-pixel.pt --attacks all --n $(BENCH_N) --force \
+	  --out $(or $(TMPDIR),/tmp)/srtbench-bench.csv
 
 # The whole cpu-scale reproduction of REPRODUCTION.md (hours on 2 cores; each recipe resumes where it stopped).
 EXPERIMENTS := table4 table3 figure7 table6 table5 figure3 table9 table8 figure2 figure1 table2 table1

@@ -1,14 +1,17 @@
 """Attack speed, measured in one run on the same model and inputs (a number without its command is no claim).
 
-    python benchmarks/attacks.py [--quick] [--checkpoint runs/x.pt] [--n 500] [--device auto] [--only pgd,autoattack]
+    python benchmarks/attacks.py [--quick] [--checkpoint runs/x.pt] [--n 500] [--device auto] [--only pgd,srt-step]
 
 PGD-20 (ℓ∞): images/s of ours (early stop + keep-best, as `srtbench evaluate` runs it, and all 20 steps),
 torchattacks.PGD, foolbox LinfPGD, and the floor of 20 forward+backward passes on the same batch.
 GridAdv: ours against foolbox's SpatialAttack configured to the same 31 × 5 × 5 = 775-point grid, with
 the robust accuracy each finds.  Prints a table of ratios.  Without --checkpoint, a SmallCNN is trained
 for a few hundred SGD steps on Fashion-MNIST first (seconds), so that accuracies mean something.
+JSMA: ours against torchattacks' at γ 1 and γ 0.1 (identical images per example).  C&W-ℓ2: `cw-l2[library=native]`
+against foolbox's on the robust `models/fmnist-srt-pixel.pt` (examples found, median ℓ2).
 AutoAttack: our cascade against the official implementation (`pyautoattack`, version='standard') on the same
 images of the robust `models/fmnist-srt-pixel.pt` at ε 0.1 (its own budget): robust accuracy and time.
+srt-step: the training guard, one SRT step with K = 5 against one standard step (< K + 1.5).
 Every section prints the torch thread count it ran with ($SRTBENCH_THREADS sets it, as for `srtbench`).
 """
 
@@ -29,7 +32,7 @@ from srtbench.maximizers import PGD, cross_entropy
 from srtbench.models import create_model
 from srtbench.runtime import resolve_device, set_threads
 
-SECTIONS = ("pgd", "gridadv", "jsma", "cw-l2", "autoattack")
+SECTIONS = ("pgd", "gridadv", "jsma", "cw-l2", "autoattack", "srt-step")
 ROBUST_MODEL = "models/fmnist-srt-pixel.pt"  # trained at ℓ∞ 0.1: few examples break early, every stage runs
 
 
@@ -86,20 +89,23 @@ def robust_batch(n: int, device):
 
 
 def bench_jsma(args, model, x, y, device):
-    """Our batched JSMA against torchattacks' on the same images at θ 1, γ 1: time, and identical outcomes."""
+    """Our batched JSMA against torchattacks' on the same images at θ 1 with γ 1 (our default) and γ 0.1
+    (torchattacks' default): time, and identical adversarial images per example (the claim)."""
     import torchattacks as ta
 
     n = min(len(x), 10 if args.quick else 50)
     x, y = x[:n], y[:n]
-    ours = build("jsma[theta=1.0,gamma=1.0]", "fashion-mnist")
-    t_ours, adv_ours = timed(lambda: ours(model, x, y).x_adv, device, 0)
-    t_ta, adv_ta = timed(lambda: ta.JSMA(model, theta=1.0, gamma=1.0)(x, y), device, 0)
-    same = int(((adv_ours - adv_ta).flatten(1).abs().amax(1) <= 1e-6).sum())
-    print(f"\nJSMA θ 1, γ 1, {n} images on {device}, {torch.get_num_threads()} threads")
-    print(tabulate([["srtbench jsma", f"{n / t_ours:.2f}", f"{accuracy(model, adv_ours, y):.1f}"],
-                    ["torchattacks JSMA", f"{n / t_ta:.2f}", f"{accuracy(model, adv_ta, y):.1f}"]],
-                   headers=["method", "images/s", "robust acc %"]))
-    print(f"speed-up {t_ta / t_ours:.1f}x, identical adversarial images on {same}/{n} examples")
+    rows = []
+    for gamma in (1.0, 0.1):
+        ours = build(f"jsma[theta=1.0,gamma={gamma}]", "fashion-mnist")
+        t_ours, adv_ours = timed(lambda ours=ours: ours(model, x, y).x_adv, device, 0)
+        t_ta, adv_ta = timed(lambda gamma=gamma: ta.JSMA(model, theta=1.0, gamma=gamma)(x, y), device, 0)
+        same = int(((adv_ours - adv_ta).flatten(1).abs().amax(1) <= 1e-6).sum())
+        rows.append([f"γ {gamma:g}", f"{n / t_ours:.2f}", f"{n / t_ta:.3f}", f"{t_ta / t_ours:.1f}x",
+                     f"{accuracy(model, adv_ours, y):.1f} / {accuracy(model, adv_ta, y):.1f}", f"{same}/{n}"])
+    print(f"\nJSMA θ 1, {n} images on {device}, {torch.get_num_threads()} threads (ours, then torchattacks, per γ)")
+    print(tabulate(rows, headers=["setting", "srtbench img/s", "torchattacks img/s", "speed-up",
+                                  "robust acc % ours / torchattacks", "identical images"]))
 
 
 def bench_cw_l2(args, device):
@@ -109,7 +115,7 @@ def bench_cw_l2(args, device):
     model, dataset, x, _ = robust_batch(n, device)
     with torch.no_grad():
         pred = model(x).argmax(1)
-    runs = {"srtbench cw-l2": build("cw-l2", dataset), "foolbox L2CarliniWagnerAttack": build(
+    runs = {"srtbench cw-l2": build("cw-l2[library=native]", dataset), "foolbox L2CarliniWagnerAttack": build(
         "cw-l2[library=foolbox]", dataset)}
     rows, out = [], {}
     for name, atk in runs.items():
@@ -153,6 +159,42 @@ def bench_autoattack(args, device):
                    headers=["method", "time s", "robust"]))
     print(f"ours vs official: {t_off / t_ours:.2f}x faster, robust examples {robust_ours - robust_off:+d}"
           f" ({'within' if robust_ours - robust_off <= 1 else 'NOT within'} one example)")
+
+
+def bench_srt_step(args, device):
+    """Training guard: one SRT step with K = 5 PGD steps against one standard step, each a whole optimizer step
+    (objective, backward, SGD) on a SmallCNN and a batch of 128 Fashion-MNIST images (SRT: 64 labeled + 64
+    unlabeled, the robust term over all 128, as the trainer's proportional batches; standard: 128 labeled).
+    Round robin, best of `repeat` runs each.  The guard: SRT / standard < K + 1.5."""
+    from srtbench.data import Batch
+    from srtbench.defenses import DEFENSES, DefenseParams
+    from srtbench.neighborhoods import PixelBall
+
+    k, eps = 5, 0.1
+    model = quick_model(0, device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = data.load("fashion-mnist", True).batch(torch.arange(128))
+    x, y = x.to(device), y.to(device)
+    ball = PixelBall(eps, "linf")
+    srt = DEFENSES.get("srt")
+    params = srt.resolve(DefenseParams(steps=k), "pixel", "fashion-mnist", eps)
+    batches = {"standard": Batch(x, y, None), "srt": Batch(x[:64], y[:64], x[64:])}
+
+    def step(name):
+        out = DEFENSES.get(name).objective(model, batches[name], ball, params, torch.Generator().manual_seed(0))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+
+    times = {name: float("inf") for name in batches}
+    for _ in range(max(args.repeat, 3) * 3):
+        for name in batches:
+            t, _ = timed(lambda name=name: step(name), device, 0)
+            times[name] = min(times[name], t)
+    ratio = times["srt"] / times["standard"]
+    print(f"\nTraining step, SmallCNN, batch 128 on {device}, {torch.get_num_threads()} threads: standard"
+          f" {times['standard'] * 1e3:.1f} ms, SRT (K = {k}) {times['srt'] * 1e3:.1f} ms: {ratio:.2f} standard steps"
+          f" ({'within' if ratio < k + 1.5 else 'NOT within'} the guard K + 1.5 = {k + 1.5:g})")
 
 
 def main():
@@ -251,6 +293,9 @@ def main():
 
     if "autoattack" in only:
         bench_autoattack(args, device)
+
+    if "srt-step" in only:
+        bench_srt_step(args, device)
 
 
 if __name__ == "__main__":

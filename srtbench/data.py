@@ -12,7 +12,9 @@ import os
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +27,21 @@ DEBIAN_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 
 
 @dataclass(frozen=True)
+class AttackBudgets:
+    """The budgets the attack battery uses on a dataset where the attacked checkpoint names none (a standard model,
+    a foreign model): every attack's registered defaults are computed from these, so a new dataset declares its
+    budgets here and touches no attack.  `settings` holds settings of named attacks that differ on this dataset
+    (e.g. C&W-ℓ2's optimizer scale on CIFAR-10)."""
+
+    linf: float  # ε of the ℓ∞ attacks (FGSM, PGD, MI-FGSM, C&W, AutoAttack, the compounds' pixel part)
+    linf_steps: int  # PGD / MI-FGSM / C&W iterations
+    linf_step_size: float  # their step size at ε = linf (it follows ε in proportion when a checkpoint sets ε)
+    l2: float  # ℓ2 threshold at which a minimum-norm example (C&W-ℓ2, DDN) counts as broken
+    source: str  # where the values come from
+    settings: dict[str, dict[str, Any]] = dc_field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     shape: tuple[int, int, int]
@@ -33,6 +50,13 @@ class DatasetSpec:
     std: tuple[float, ...]
     augment: bool  # Appendix B: pad-4 random crop + horizontal flip, CIFAR-10 only
     read: Callable[[Path | None, bool, bool], tuple[torch.Tensor, torch.Tensor, str]]
+    budgets: AttackBudgets  # the attack battery's defaults on this dataset
+    train_size: int  # images in the training split (D_L ∪ D_U at most)
+
+    @property
+    def input_values(self) -> int:
+        """How many input values an image has (the largest ℓ0 distance)."""
+        return math.prod(self.shape)
 
     @property
     def num_classes(self) -> int:
@@ -176,9 +200,15 @@ def _read_cifar10(data_dir: Path | None, train: bool, download: bool):
     return x, torch.as_tensor(ds.targets, dtype=torch.int64), str(root / ds.base_folder)
 
 
+# the ℓ2 threshold of the minimum-norm attacks on 28 × 28 images: the paper gives none (its Table 4 prints C&W and
+# DDNA accuracies without a budget)
+L2_28x28 = 2.0
+
 DATASETS.register("mnist")(
     DatasetSpec("mnist", (1, 28, 28), tuple(str(i) for i in range(10)), (0.0,), (1.0,), False,
-                _mnist_like_reader("mnist", "MNIST"))
+                _mnist_like_reader("mnist", "MNIST"),
+                AttackBudgets(0.3, 40, 0.01, L2_28x28, 'Table 4 / Appendix E: "PGD-40 and MI-FGSM-40 with step size'
+                              ' 0.01 and FGSM under perturbation size 0.3"'), 60_000)
 )
 DATASETS.register("fashion-mnist")(
     DatasetSpec(
@@ -186,6 +216,10 @@ DATASETS.register("fashion-mnist")(
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
          "Ankle boot"),
         (0.0,), (1.0,), False, _mnist_like_reader("fashion-mnist", "FashionMNIST"),
+        # the ε 0.1 its SmallCNN presets train at (MNIST's 0.3 breaks every Fashion-MNIST SmallCNN)
+        AttackBudgets(0.1, 40, 0.005, L2_28x28, 'Appendix C (Table 6): "PGD-40 with step size 0.005 and FGSM under'
+                      ' perturbation size 0.1"'),
+        60_000,
     )
 )
 DATASETS.register("cifar10")(
@@ -193,6 +227,10 @@ DATASETS.register("cifar10")(
         "cifar10", (3, 32, 32),
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616), True, _read_cifar10,
+        AttackBudgets(0.031, 10, 0.007, 0.5, 'Appendix E: "ε = 0.031 ..., the step size α = 0.007, and the iteration'
+                      ' step is set to 10"; ℓ2 threshold 0.5 as RobustBench',
+                      settings={"cw-l2": {"stepsize": 0.01, "initial_const": 0.01}}),
+        50_000,
     )
 )
 
@@ -236,6 +274,12 @@ class DataConfig:
     @property
     def spec(self) -> DatasetSpec:
         return DATASETS.get(self.dataset)
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """(|D_L|, |D_U|) this config asks for (D_U: the rest of the training set unless given)."""
+        rest = self.spec.train_size - self.n_labeled
+        return self.n_labeled, rest if self.n_unlabeled is None else self.n_unlabeled
 
 
 def split(train: ImageSet, n_labeled: int, n_unlabeled: int | None, seed: int) -> tuple[ImageSet, UnlabeledSet]:

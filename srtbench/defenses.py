@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from srtbench.config import field, require
-from srtbench.data import Batch
+from srtbench.data import Batch, DataConfig
 from srtbench.errors import SrtbenchError
-from srtbench.maximizers import build, cross_entropy, eval_mode, kl_to_clean, misclassified
+from srtbench.maximizers import build, cross_entropy, eval_mode, kl_to_clean, misclassified, predict
 from srtbench.neighborhoods import NEIGHBORHOODS, Neighborhood, SolverSettings
 from srtbench.registry import Registry
 
@@ -121,6 +121,7 @@ class Defense:
     defaults: Callable[[str, str], dict] = lambda threat, dataset: {}  # paper defaults per (threat, dataset)
     uses_unlabeled: bool = False
     schedule: str = "piecewise"  # the learning-rate schedule it is run with by default
+    prepare: Callable[[Setup], None] = lambda setup: None  # what it needs before the first step (RST: a teacher)
 
     def accepts(self, threat: str) -> bool:
         return threat in self.only if self.only is not None else threat not in self.refuses
@@ -152,6 +153,20 @@ class Defense:
 DEFENSES: Registry[Defense] = Registry("defense")
 
 
+@dataclass
+class Setup:
+    """What a defense's `prepare` hook sees before the first step, and may set: its resolved parameters (it may
+    attach models to them) and the number of unlabeled images per batch (None: D_L and D_U in proportion to their
+    sizes, Section 4)."""
+
+    params: DefenseParams
+    data: DataConfig
+    device: torch.device
+    batch_size: int
+    has_unlabeled: bool
+    unlabeled_per_batch: int | None = None
+
+
 def register(name: str, **kw) -> Callable[[Objective], Objective]:
     def deco(fn: Objective) -> Objective:
         DEFENSES.register(name)(Defense(name=name, objective=fn, **kw))
@@ -163,26 +178,20 @@ def register(name: str, **kw) -> Callable[[Objective], Objective]:
 # ---------------------------------------------------------------- inner maximizers per neighborhood
 
 
-def inner_maximizer(n: Neighborhood, params: DefenseParams, fast: bool = False):
-    """The maximizer neighborhood `n` names for training, given this defense's settings (FGSM-RS with α =
+def inner_maximizer(neighborhood: Neighborhood, params: DefenseParams, fast: bool = False):
+    """The maximizer the neighborhood names for training, given this defense's settings (FGSM-RS with α =
     fgsm_alpha·ε when `fast`, Algorithm 2)."""
-    return build(n.train_solver(SolverSettings(params.steps, params.step_size, params.start, params.k, fast,
+    return build(neighborhood.train_solver(SolverSettings(params.steps, params.step_size, params.start, params.k, fast,
                                                params.fgsm_alpha)))
 
 
-def _maximize(model, n, x, target, loss, params, gen, fast=False):
+def _maximize(model, neighborhood, x, target, loss, params, gen, fast=False):
     """x' = argmax over N(x) of loss(f(x'), target), detached (Eq. (10))."""
-    done = misclassified if params.spatial_pick == "flip" and n.search_in_training else None
+    done = misclassified if params.spatial_pick == "flip" and neighborhood.search_in_training else None
     if done is not None and target.dim() != 1:
         done = None  # "changes the prediction" needs a class target; KL objectives keep the worst by loss
-    theta = inner_maximizer(n, params, fast)(model, n, x, target, loss, done=done, gen=gen)
-    return n.apply(x, theta).detach()
-
-
-def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """C(x) = argmax f(x): eval mode, no gradient (the official code's choice)."""
-    with eval_mode(model), torch.no_grad():
-        return model(x).argmax(1)
+    theta = inner_maximizer(neighborhood, params, fast)(model, neighborhood, x, target, loss, done=done, gen=gen)
+    return neighborhood.apply(x, theta).detach()
 
 
 def _clean_loss_monitor(model, x, y) -> torch.Tensor:
@@ -197,7 +206,7 @@ def _out(loss, natural, robust, logits, y) -> dict:
         "natural": natural.detach(),
         "robust": robust.detach(),
         "correct": (logits.detach().argmax(1) == y).sum(),
-        "count": torch.tensor(len(y)),
+        "count": torch.tensor(len(y), device=y.device),
     }
 
 
@@ -290,8 +299,25 @@ def uat(model, batch, neighborhood, params, gen=None):
                        detach_target=True)
 
 
+def _rst_prepare(setup: Setup) -> None:
+    """RST's teacher pseudo-labels D_U (loaded once, before training), and a fixed share of each batch is D_U."""
+    from srtbench import checkpoint
+
+    path, data = setup.params.teacher, setup.data
+    if not path:
+        raise SrtbenchError(
+            "rst needs a teacher to pseudo-label D_U: pass --teacher CKPT, made first with "
+            f"`srtbench train standard --dataset {data.dataset} --n-labeled {data.n_labeled} --out runs/teacher.pt`")
+    ckpt = checkpoint.load(path)
+    if ckpt.meta["dataset"] != data.dataset:
+        raise SrtbenchError(f"{path}: teacher was trained on {ckpt.meta['dataset']}, not {data.dataset}")
+    setup.params.attach_teacher(ckpt.build_model().to(setup.device))
+    if setup.has_unlabeled:
+        setup.unlabeled_per_batch = round(setup.batch_size * setup.params.unlabeled_fraction)
+
+
 @register("rst", only=("pixel",), params=("beta", "steps", "step_size", "unlabeled_fraction", "teacher"),
-          uses_unlabeled=True, label=lambda p, t: "RST", defaults=lambda t, d: {"beta": 6.0},
+          uses_unlabeled=True, label=lambda p, t: "RST", defaults=lambda t, d: {"beta": 6.0}, prepare=_rst_prepare,
           source="Carmon et al. 2019, robust self-training: TRADES on labeled + pseudo-labeled data, half of "
           "each batch pseudo-labeled, β = 6")
 def rst(model, batch, neighborhood, params, gen=None):
@@ -299,7 +325,7 @@ def rst(model, batch, neighborhood, params, gen=None):
     params = _with_start(params, "normal")
     x, y = batch.x_labeled, batch.y_labeled
     if batch.x_unlabeled is not None and len(batch.x_unlabeled):
-        pseudo = _predict(params.teacher_model, batch.x_unlabeled)
+        pseudo = predict(params.teacher_model, batch.x_unlabeled)
         x, y = torch.cat([x, batch.x_unlabeled]), torch.cat([y, pseudo])
     return _smoothness(model, x, y, x, neighborhood, params, gen, params.beta, detach_target=False)
 
@@ -308,7 +334,7 @@ def _robust_training(model, batch, neighborhood, params, gen, use_unlabeled, fas
     """Eq. (11): mean_{x_l} L(f(x_l), y) + λ·mean_{x ∈ x_l ∪ x_u} L(f(x'), C(x)), x' from Eq. (10)."""
     x_l, y = batch.x_labeled, batch.y_labeled
     x_mix = _merged(batch, use_unlabeled)
-    target = _predict(model, x_mix)
+    target = predict(model, x_mix)
     x_adv = _maximize(model, neighborhood, x_mix, target, cross_entropy, params, gen, fast)
     logits = model(x_l)
     per_natural = F.cross_entropy(logits, y, reduction="none")
@@ -385,7 +411,7 @@ def at_max(model, batch, neighborhood, params, gen=None):
     return _out(loss, _clean_loss_monitor(model, batch.x_labeled, y), loss, logits, y.repeat(len(losses)))
 
 
-def at_progress(params: DefenseParams, done: float) -> DefenseParams:
+def ramp_lambda(params: DefenseParams, done: float) -> DefenseParams:
     """The parameters at fraction `done` ∈ [0, 1) of the run: λ·min(1, done / lambda_warmup).
 
     Not in the paper (lambda_warmup 0, its default, returns `params` itself).  Why a ramp helps short runs:

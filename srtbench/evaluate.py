@@ -6,11 +6,13 @@ with `results.write_per_example`.  Attacks are aimed at the clean prediction C(x
 the risks of Definition 2 per example: R_stand = I{C(x) ≠ y}, R_adv = max over N(x) of I{C(x') ≠ y}
 (x ∈ N(x), so a misclassified x counts), R_rob = I{C(x') ≠ C(x)}; they obey Lemma 1 by construction, so
 they are reported as numbers, not checked.
-The worst case over attacks is taken per example ("not min of means"), within each threat group.
+The worst case over attacks is taken per example ("not min of means"), within each group of attacks (a threat,
+and for pixel-wise attacks a norm: `AttackInfo.group`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -19,7 +21,8 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from srtbench import __version__, checks, results
+from srtbench import __version__, checks, distributed, results
 from srtbench.attacks import (
     ATTACKS,
     Attack,
@@ -40,11 +43,14 @@ from srtbench.attacks import (
 )
 from srtbench.checkpoint import load as load_checkpoint
 from srtbench.config import field, require
+from srtbench.data import DataConfig
 from srtbench.errors import SrtbenchError, describe
-from srtbench.maximizers import eval_mode
-from srtbench.neighborhoods import ExampleRNG
+from srtbench.maximizers import build as build_maximizer
+from srtbench.maximizers import cross_entropy, eval_mode, misclassified, predict
+from srtbench.neighborhoods import ExampleRNG, Neighborhood, budget_record
+from srtbench.outcomes import Examples, accuracy, risks, worst_case
 from srtbench.progress import progress_bar
-from srtbench.runtime import DEVICES, check_writable, command_line, device_label, exact_fp32, git_commit, resolve_device
+from srtbench.runtime import DEVICES, check_writable, command_line, device_label, exact_fp32, git_commit
 
 SUBSET = 64  # examples the extra sanity runs (ε = 0, ε = 1, Square) use
 SQUARE_QUERIES = 1000  # Square's query budget in the gradient-masking check
@@ -92,6 +98,7 @@ class Target:
     train_threat: str
     model_name: str
     trained: dict | None = None  # the threat config it was trained against (its budgets become the attacks')
+    training: dict = dataclass_field(default_factory=dict)  # the results row's training columns (train_seed, ...)
 
 
 def sha256(path: str | Path) -> str:
@@ -117,7 +124,20 @@ def load_target(path: str, cfg: EvalConfig) -> Target:
     label = results.clean_text(str(meta.get("label") or Path(path).stem))  # free text from a downloaded file
     return Target(ckpt.build_model(), str(path), sha256(path), meta["dataset"], label,
                   str(meta.get("defense") or "unknown"), dict(meta.get("defense_params") or {}), train_threat,
-                  str(meta["model"]), trained)
+                  str(meta["model"]), trained, training_columns(meta, trained))
+
+
+def training_columns(meta: dict, trained: dict | None) -> dict[str, Any]:
+    """What a results row records about the training behind a checkpoint, so tables and plots never reopen it."""
+    sizes: tuple[Any, Any] = (None, None)
+    if isinstance(meta.get("data"), dict):
+        with contextlib.suppress(Exception):  # an older or foreign record: the counts stay empty
+            known = {f.name for f in fields(DataConfig)}
+            sizes = DataConfig(**{k: v for k, v in meta["data"].items() if k in known}).sizes
+    seconds = meta.get("train_time_s")
+    return {"train_budget": budget_record(trained), "train_seed": meta.get("seed"), "n_labeled": sizes[0],
+            "n_unlabeled": sizes[1], "preset": meta.get("preset"),
+            "train_time_s": round(float(seconds), 3) if isinstance(seconds, (int, float)) else None}
 
 
 def _foreign_target(path: str, cfg: EvalConfig) -> Target:
@@ -215,9 +235,25 @@ def check_out(out: str) -> None:
 # ---------------------------------------------------------------- running attacks in batches
 
 
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    with eval_mode(model), torch.no_grad():
-        return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
+def held_out_check(model: nn.Module, images, neighborhood: Neighborhood, steps: int, seed: int,
+                   device: torch.device, chunk: int = 250) -> tuple[float, float]:
+    """The trainer's quick robustness check: (clean accuracy, robust accuracy) in percent on `images` (an
+    ImageSet) under the attack the neighborhood names for itself (`attack_solver`: PGD from a uniform start with
+    2.5·ε/K steps pixel-wise, GridAdv spatially, in sequence for a compound), examples stopping once
+    misclassified.  Its own generator, so it never disturbs the training randomness."""
+    if len(images) == 0:
+        return float("nan"), float("nan")
+    attack, gen = build_maximizer(neighborhood.attack_solver(steps)), torch.Generator().manual_seed(seed)
+    clean = robust = 0
+    with eval_mode(model):
+        for lo in range(0, len(images), chunk):
+            x, y = images.batch(torch.arange(lo, min(lo + chunk, len(images))))
+            x, y = x.to(device), y.to(device)
+            pred = predict(model, x)
+            theta = attack(model, neighborhood, x, y, cross_entropy, done=misclassified, gen=gen)
+            adv = predict(model, neighborhood.apply(x, theta).detach())
+            clean, robust = clean + (pred == y).sum().item(), robust + (adv == y).sum().item()
+    return 100.0 * clean / len(images), 100.0 * robust / len(images)
 
 
 def example_rng(seed: int, start: int, count: int) -> ExampleRNG:
@@ -226,35 +262,14 @@ def example_rng(seed: int, start: int, count: int) -> ExampleRNG:
     return ExampleRNG(seed, range(start, start + count))
 
 
-def world() -> tuple[int, int]:
-    """(rank, world size) under torchrun, else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed(device_name: str) -> None:
-    """Join the process group torchrun describes (gloo on CPU, NCCL on GPUs); no-op for one process."""
-    import os
-
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        cuda = device_name != "cpu" and torch.cuda.is_available()
-        if cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo")
-
-
 def run_attack(model, attack: Attack, x, target, batch_size, device, seed, progress=None, task=None) -> AttackOutput:
     """The attack over all examples, batch by batch; outputs gathered on the CPU.
 
     Under torchrun, rank r takes batches r, r + world, ...; every rank then holds all outputs.  Random
     draws depend only on the example, so the result equals a single process's at any batch size.
     """
-    rank, size = world()
+    d = distributed.current()
+    rank, size = d.rank, d.world
     parts: dict[int, AttackOutput] = {}
     done = 0
     for i, lo in enumerate(range(0, len(x), batch_size)):
@@ -266,76 +281,18 @@ def run_attack(model, attack: Attack, x, target, batch_size, device, seed, progr
         if progress is not None:
             progress.update(task, completed=min(len(x), done))
     if size > 1:
-        import torch.distributed as dist
-
-        gathered: list = [None] * size
-        dist.all_gather_object(gathered, parts)
-        parts = {lo: part for g in gathered for lo, part in g.items()}
+        parts = {lo: part for g in distributed.gather(parts, d) for lo, part in g.items()}
     out = None
     for lo in sorted(parts):
         out = parts[lo] if out is None else out.cat(parts[lo])
     return out
 
 
-@dataclass
-class Examples:
-    """Per-example outcomes of one (attack, fraction): the PER_EXAMPLE_KEYS of results."""
-
-    index: torch.Tensor
-    label: torch.Tensor
-    clean_pred: torch.Tensor
-    adv_pred: torch.Tensor
-    distance: torch.Tensor
-
-    @property
-    def clean_correct(self) -> torch.Tensor:
-        return self.clean_pred == self.label
-
-    @property
-    def adv_correct(self) -> torch.Tensor:
-        return self.clean_correct & (self.adv_pred == self.label)  # x itself lies in N(x)
-
-    @property
-    def broken(self) -> torch.Tensor:
-        return self.adv_pred != self.clean_pred  # R_rob(x) = 1
-
-    def as_dict(self) -> dict[str, torch.Tensor]:
-        return {"index": self.index, "label": self.label, "clean_pred": self.clean_pred, "adv_pred": self.adv_pred,
-                "clean_correct": self.clean_correct, "adv_correct": self.adv_correct, "distance": self.distance}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Examples:
-        return cls(d["index"], d["label"], d["clean_pred"], d["adv_pred"], d["distance"])
-
-
-def risks(ex: Examples) -> dict[str, float]:
-    """The empirical risks of Definition 2 (Eqs. (2)-(4)), in percent."""
-    stand = (~ex.clean_correct).float()
-    return {"R_stand": 100 * stand.mean().item(), "R_rob": 100 * ex.broken.float().mean().item(),
-            "R_adv": 100 * (~ex.adv_correct).float().mean().item()}
-
-
-def worst_case(examples: list[Examples]) -> Examples:
-    """Per example, the first attack that breaks it (its prediction counts), else the clean prediction."""
-    first = examples[0]
-    adv = first.clean_pred.clone()
-    open_ = torch.ones(len(adv), dtype=torch.bool)
-    for ex in examples:
-        hit = open_ & ex.broken
-        adv[hit] = ex.adv_pred[hit]
-        open_ &= ~hit
-    return Examples(first.index, first.label, first.clean_pred, adv, torch.full((len(adv),), math.nan))
-
-
-def accuracy(mask: torch.Tensor) -> float:
-    return 100.0 * mask.float().mean().item()
-
-
 # ---------------------------------------------------------------- one checkpoint
 
 
 @dataclass
-class Run:
+class AttackRun:
     """One row and the per-example outcomes behind it."""
 
     row: dict[str, Any]
@@ -358,7 +315,7 @@ class CheckpointEvaluation:
         self.index = torch.arange(len(x))
         self.cache: dict[str, AttackOutput] = {}
         self.zero_flags: dict[str, dict] = {}
-        self.runs: list[Run] = []
+        self.runs: list[AttackRun] = []
         self.common_flags = {"deterministic": checks.deterministic(target.model, x[:SUBSET].to(device))}
 
     @property
@@ -380,19 +337,15 @@ class CheckpointEvaluation:
             self.cache[attack.run_key] = (out, time.perf_counter() - start)
         return self.cache[attack.run_key]
 
-    def run(self, spec: str, fraction: float) -> Run:
+    def run(self, spec: str, fraction: float) -> AttackRun:
+        """One (attack, fraction): its row (every flag but those comparing rows, `cross_flags`) and outcomes. The
+        side file is written as soon as the attack ends; the CSV once, after the cross-row flags."""
         atk = self._build(spec, fraction)
         key_row = self._row_base(atk, fraction)
         side = self._side_path(atk.name, atk.params, fraction)
-        if not self.cfg.force and results.key(key_row) in self.existing:
-            try:
-                ex = Examples.from_dict(results.read_per_example(self.out.parent / side))
-                row = next(r for r in self.existing_rows() if results.key(r) == results.key(key_row))
-                row = {**row, **{c: json.loads(row[c]) if isinstance(row[c], str) and row[c] else {}
-                                 for c in ("flags", "budget", "budget_source")}}
-                return Run(row, ex, atk.name, atk.threat, fraction)
-            except (SrtbenchError, StopIteration):
-                pass  # a row without its side file is recomputed
+        done = None if self.cfg.force else self._finished(key_row, side)
+        if done is not None:
+            return AttackRun(*done, atk.name, atk.threat, fraction)
         full, wall = self._outputs(atk, f"{self.t.label} · {spec} × {fraction:g}")
         out = atk.at_budget(full, self.x)
         adv_pred = predict(self.t.model, out.x_adv, self.cfg.batch_size, self.device)
@@ -403,10 +356,27 @@ class CheckpointEvaluation:
         if self.cfg.sanity:
             flags["zero_budget"] = self._zero_budget(spec, atk)
         row = {**key_row, **self._outcome(ex, atk), "flags": flags, "per_example": side, "wall_time_s": round(wall, 3)}
-        if world()[0] == 0:  # rank 0 writes, the others hold the same outcomes
-            results.write_per_example(self.out.parent / side, ex.as_dict())
-            results.append(self.out, [row], replace=self.cfg.force)
-        return Run(row, ex, atk.name, atk.threat, fraction)
+        if distributed.current().main:  # rank 0 writes, the others hold the same outcomes
+            results.write_per_example(self.out.parent / side, ex.as_dict(), row)
+        return AttackRun(row, ex, atk.name, atk.threat, fraction)
+
+    def _finished(self, key_row: dict, side: str) -> tuple[dict, Examples] | None:
+        """The row and outcomes of this (attack, fraction) if done before: in --out, or only in its side file (an
+        evaluation cut short before it wrote the CSV). A row without its side file is recomputed."""
+        try:
+            saved = results.read_per_example(self.out.parent / side)
+        except SrtbenchError:
+            return None
+        key = results.key(key_row)
+        row = next((r for r in self.existing_rows() if results.key(r) == key), None) if key in self.existing else None
+        if row is None and "row" in saved:
+            stored = json.loads(saved["row"])
+            row = stored if results.key(stored) == key else None
+        if row is None:
+            return None
+        parsed = {c: json.loads(row[c]) if isinstance(row[c], str) and row[c] else {}
+                  for c in ("flags", "budget", "budget_source")}
+        return {**row, **parsed}, Examples.from_dict(saved)
 
     def _build(self, spec: str, fraction: float) -> Attack:
         """The attack at this checkpoint's budgets; an attack that draws per batch records the batch size."""
@@ -440,9 +410,9 @@ class CheckpointEvaluation:
         t, c = self.t, self.cfg
         return {"checkpoint": t.path, "checkpoint_sha256": t.sha256, "label": t.label, "defense": t.defense,
                 "defense_params": t.defense_params, "train_threat": t.train_threat, "model": t.model_name,
-                "dataset": t.dataset, "split": "test", "attack": atk.name, "attack_params": results.dumps(atk.params),
-                "fraction": float(fraction), "budget": atk.budget, "budget_source": atk.budget_source, "n": c.n,
-                "seed": c.seed}
+                **t.training, "dataset": t.dataset, "split": "test", "attack": atk.name,
+                "attack_params": results.dumps(atk.params), "fraction": float(fraction), "budget": atk.budget,
+                "budget_source": atk.budget_source, "n": c.n, "seed": c.seed}
 
     def _outcome(self, ex: Examples, atk: Attack) -> dict[str, Any]:
         robust = int(ex.adv_correct.sum())
@@ -467,7 +437,7 @@ def _same_budget(a: dict, b: dict) -> bool:
     return bool(shared) and all(abs(float(a[k]) - float(b[k])) <= 1e-9 for k in shared)
 
 
-def _paired(runs: list[Run], pairs) -> list[tuple[str, str, Run, Run]]:
+def _paired(runs: list[AttackRun], pairs) -> list[tuple[str, str, AttackRun, AttackRun]]:
     """(first, second, its run, the other's run) for every pair of runs of the named attacks at one fraction
     and one budget: never pgd at ε 0.05 against fgsm at ε 0.3."""
     return [(a, b, r, o) for a, b in pairs for r in runs if r.attack == a for o in runs
@@ -478,7 +448,7 @@ def cross_flags(ev: CheckpointEvaluation) -> None:
     """Flags that compare rows: budget monotonicity (per attack setting), attack order and compound ⊇ part
     (at equal budgets), ε = 1, Square."""
     n = ev.cfg.n
-    settings: dict[tuple, list[Run]] = {}
+    settings: dict[tuple, list[AttackRun]] = {}
     for r in ev.runs:
         settings.setdefault((r.attack, str(r.row["attack_params"])), []).append(r)
     for group in settings.values():
@@ -493,13 +463,13 @@ def cross_flags(ev: CheckpointEvaluation) -> None:
     for compound, part, c, p in _paired(ev.runs, cover_pairs()):  # AttackInfo.covers
         flag = checks.compound_dominates(compound, part, c.examples.broken, p.examples.broken)
         c.row["flags"][f"{compound}_covers_{part}"] = p.row["flags"][f"{compound}_covers_{part}"] = flag
-    linf = [r for r in ev.runs if r.threat == "linf"]
+    linf = [r for r in ev.runs if (attack_info(r.attack).threat, attack_info(r.attack).norm) == ("pixel", "linf")]
     if ev.cfg.sanity and linf:
         for r in linf:
             r.row["flags"].update(_pixel_flags(ev, linf))
 
 
-def _pixel_flags(ev: CheckpointEvaluation, linf: list[Run]) -> dict:
+def _pixel_flags(ev: CheckpointEvaluation, linf: list[AttackRun]) -> dict:
     if "pixel" not in ev.zero_flags:
         x, clean = ev.x[:SUBSET], ev.clean_pred[:SUBSET]
         correct = clean == ev.y[:SUBSET]
@@ -520,7 +490,7 @@ def _pixel_flags(ev: CheckpointEvaluation, linf: list[Run]) -> dict:
     return ev.zero_flags["pixel"]
 
 
-def _square(ev: CheckpointEvaluation, best: Run, x, clean) -> torch.Tensor:
+def _square(ev: CheckpointEvaluation, best: AttackRun, x, clean) -> torch.Tensor:
     import torchattacks as ta
 
     eps = float(best.row["budget"]["epsilon"])
@@ -538,7 +508,7 @@ def _square(ev: CheckpointEvaluation, best: Run, x, clean) -> torch.Tensor:
 class Summary:
     target: Target
     clean_acc: float
-    runs: list[Run]
+    runs: list[AttackRun]
     worst: dict[tuple[str, float], dict[str, Any]]  # (threat, fraction) -> risks of Definition 2, attacks
 
 
@@ -552,10 +522,7 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
         for spec in specs:
             for fraction in cfg.fractions:
                 build(spec, target.dataset, fraction, target.trained)
-    init_distributed(cfg.device)
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and world()[1] > 1:
-        device = torch.device("cuda", torch.cuda.current_device())
+    d, device = distributed.init_distributed(cfg.device)
     exact_fp32(device)
     tests: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for target in targets:  # every model must answer its clean test images sanely before the first attack runs
@@ -571,22 +538,21 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
         x, y = tests[target.dataset]
         target.model.to(device).eval()
         existing = set() if cfg.force else results.existing_keys(cfg.out)
-        with progress_bar(disable=world()[0] != 0) as progress:
+        with progress_bar(disable=not d.main) as progress:
             ev = CheckpointEvaluation(target, cfg, x, y, device, existing, progress)
             for spec in specs:
                 for fraction in cfg.fractions:
                     ev.runs.append(ev.run(spec, fraction))
             cross_flags(ev)
-        if world()[0] == 0:
+        if d.main:
             results.append(cfg.out, [r.row for r in ev.runs], replace=True)
-        if world()[1] > 1:
-            torch.distributed.barrier()  # every rank sees the finished file before the next checkpoint
+        distributed.barrier(d)  # every rank sees the finished file before the next checkpoint
         summaries.append(Summary(target, ev.clean_acc, ev.runs, _worst(ev.runs)))
     return summaries
 
 
-def _worst(runs: list[Run]) -> dict[tuple[str, float], dict[str, Any]]:
-    groups: dict[tuple[str, float], list[Run]] = {}
+def _worst(runs: list[AttackRun]) -> dict[tuple[str, float], dict[str, Any]]:
+    groups: dict[tuple[str, float], list[AttackRun]] = {}
     for r in runs:
         groups.setdefault((r.threat, r.fraction), []).append(r)
     out = {}

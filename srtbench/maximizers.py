@@ -39,6 +39,16 @@ SEARCH_BATCH = 1024
 # ---------------------------------------------------------------- objectives
 
 
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None,
+            device: torch.device | None = None) -> torch.Tensor:
+    """C(x) = argmax f(x), in eval mode without gradient (the official code's choice): in chunks of `batch_size`
+    (all at once by default), computed on `device` (default: x's) and returned on x's device."""
+    on, size = device or x.device, batch_size or max(len(x), 1)
+    with eval_mode(model), torch.no_grad():
+        parts = [model(x[i:i + size].to(on)).argmax(1).to(x.device) for i in range(0, len(x), size)]
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long, device=x.device)
+
+
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, target, reduction="none")
 

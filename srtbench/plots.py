@@ -29,14 +29,12 @@ import torch  # noqa: E402
 
 from srtbench.attacks import header, rank  # noqa: E402
 from srtbench.errors import SrtbenchError  # noqa: E402
-from srtbench.registry import Registry  # noqa: E402
+from srtbench.maximizers import cross_entropy  # noqa: E402
 from srtbench.runtime import atomic_path  # noqa: E402
-from srtbench.tables import DATASET_NAMES, check_conflicts, checkpoint_meta, distinguish_models  # noqa: E402
+from srtbench.tables import DATASET_NAMES, check_conflicts, distinguish_models  # noqa: E402
 
-PLOTS: Registry = Registry("plot")
 FORMATS = ("png", "pdf")
 # training-set sizes, for checkpoints whose unlabeled part is "the rest" (n_unlabeled = None)
-TRAIN_SIZES = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000}
 
 
 def save(fig, out: str | os.PathLike) -> list[Path]:
@@ -70,7 +68,6 @@ def _title(dataset: str, attack: str) -> str:
 # ---------------------------------------------------------------- Figures 1 and 7
 
 
-@PLOTS.register("budget", figures="1, 7")
 def budget(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | None = None) -> dict:
     """Robust accuracy against the budget fraction: one panel per (dataset, attack), one curve per defense.
 
@@ -117,29 +114,26 @@ def budget(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | No
 
 
 def n_unlabeled(row: pd.Series) -> int:
-    """|D_U| of the checkpoint behind a results row: the CSV's column, else the checkpoint's `data` meta."""
+    """|D_U| of the checkpoint behind a results row (its `n_unlabeled` column)."""
     if "n_unlabeled" in row and pd.notna(row["n_unlabeled"]):
         return int(row["n_unlabeled"])
-    data = checkpoint_meta(row).get("data")
-    if not isinstance(data, dict):
-        raise SrtbenchError(f"{row['source']}: cannot tell the number of unlabeled examples of {row['label']}: "
-                            f"no n_unlabeled column and checkpoint {row['checkpoint']} is not readable")
-    if data.get("n_unlabeled") is not None:
-        return int(data["n_unlabeled"])
-    return TRAIN_SIZES.get(data.get("dataset", row["dataset"]), 0) - int(data.get("n_labeled", 0))
+    raise SrtbenchError(f"{row['source']}: the row of {row['label']} does not record n_unlabeled (written by an "
+                        f"older srtbench): evaluate {row['checkpoint']} again to plot it")
 
 
 def probes_own_neighborhood(train_threat: Any, attack: str) -> bool:
     """Whether `attack` tests the neighborhood a model was trained against (Figure 2: the pixel-wise sweep
     under PGD, the spatial one under GridAdv); a model trained against none (standard) fits every attack."""
-    from srtbench.attacks import ATTACKS, THREAT_NEIGHBORHOOD, neighborhood
+    from srtbench.attacks import ATTACKS, neighborhood
+    from srtbench.neighborhoods import canonical
 
-    if attack not in ATTACKS or str(train_threat) not in THREAT_NEIGHBORHOOD.values():
+    try:
+        trained = canonical(str(train_threat))
+    except SrtbenchError:  # none (standard), unknown or a threat this version does not know
         return True
-    return neighborhood(attack) == str(train_threat)
+    return attack not in ATTACKS or canonical(neighborhood(attack)) == trained
 
 
-@PLOTS.register("unlabeled", figures="2")
 def unlabeled(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | None = None) -> dict:
     """Robust accuracy against |D_U|: a defense run at several |D_U| is a curve; one run alone (the
     supervised baselines trained on every label) is a dashed reference line. A panel per (dataset, attack)
@@ -191,7 +185,7 @@ def decision_value(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 SURFACE_VALUES = {
     "decision": lambda logits, y: decision_value(logits, y),
-    "loss": lambda logits, y: torch.nn.functional.cross_entropy(logits, y, reduction="none"),
+    "loss": cross_entropy,
 }
 
 
@@ -212,7 +206,6 @@ def surface_grid(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threa
     return {"u": u.numpy(), "v": v.numpy(), "z": z.numpy(), "axes": names, "value": value}
 
 
-@PLOTS.register("surface", figures="3, 4, 5, 6")
 def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "pixel", value: str = "decision",
             index: int = 0, steps: int = 21, data_dir: str | None = None, seed: int = 0,
             **budget: float | str | None) -> dict[str, dict]:
@@ -287,7 +280,6 @@ def read_metrics(path: str | os.PathLike, needed: Sequence[str]) -> pd.DataFrame
     return df
 
 
-@PLOTS.register("schedule", figures="8")
 def schedule(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict[str, tuple[list, list]]:
     """Learning rate against the optimizer step (the epoch where the CSV has no steps), one curve per run."""
     fig, axes = _grid(1, 1, size=(6, 3.5))
@@ -313,7 +305,6 @@ TRAINING_PANELS = {
 }
 
 
-@PLOTS.register("training")
 def training(path: str | os.PathLike, out: str | os.PathLike) -> dict[str, dict[str, tuple[list, list]]]:
     """Loss terms (total, natural, robust) and accuracies (train, held-out clean and robust) per epoch."""
     df = read_metrics(path, ("epoch",))

@@ -1,13 +1,15 @@
-"""Every paper experiment as one recipe: the ordered `srtbench train` / `srtbench evaluate` command lines
-that produce it, ending with the `srtbench table` or `srtbench plot` that shows it.
+"""Every paper experiment as one recipe: the ordered training, evaluation and table or plot steps that produce it.
 
-A recipe is a function of the scale returning `Step`s.  `--scale paper` uses the paper's presets
+A recipe is a function of the scale returning `Step`s.  A step holds the configs of the library call it makes
+(a training: the defense, preset and options that build a `trainer.Run`; an evaluation: checkpoints and an
+`EvalConfig`; a table or plot: its arguments) and prints as the equivalent command line (`Step.command`, what
+`srtbench reproduce --dry-run` lists and what a user can type).  `--scale paper` uses the paper's presets
 (MNIST, CIFAR-10, the paper's models and schedules, full test sets).  `--scale cpu` runs the same
 experiment on Fashion-MNIST with SmallCNN through the `fmnist-{pixel,spatial,compound}-cpu` presets
 (the paper's 10,000 labeled + 50,000 unlabeled images, PGD-5 / worst-of-10, short schedules), every
 run 5 epochs as the paper counts them (400 SGD steps on D_L; 2,400 for the defenses whose epochs cover
 D_L ∪ D_U), attacked at the presets' budget (ℓ∞ 0.1) on the first 1,000 test images (250 for
-the slow minimum-norm attacks and AutoAttack).  Every evaluate command names its attacks' budgets and steps
+the slow minimum-norm attacks and AutoAttack).  Every evaluation names its attacks' budgets and steps
 (`pgd[epsilon=0.031,steps=20,step_size=0.003]`): at `--scale paper` the settings of the table's appendix for
 its dataset (`PAPER_ATTACKS`), at `--scale cpu` Appendix C's for ε 0.1 (`CPU_ATTACKS`), so no number depends
 on the battery's defaults, which follow the attacked checkpoint's training budget.  Results go to one CSV per
@@ -16,43 +18,308 @@ shows it), each experiment's table and figures to FOLDER/EXPERIMENT/.  CIFAR-10 
 the one Fashion-MNIST preset of their threat, so a two-dataset table has one Fashion-MNIST group.  A step
 whose output exists (evaluate: holds every row it would write, for the checkpoint as it is now) is
 skipped, so an interrupted recipe resumes where it stopped; tables and plots are always redrawn.
+
+Two axes apply to every recipe: seeds (`plan(..., seeds=(0, 1, 2))` trains and evaluates each run once per
+training seed; seed 0 keeps the paths of a single-seed run, seed s adds `-sS`) and the protocol (`epochs`, the
+paper's, or `steps`: every run of the experiment gets the SGD steps of a semi-supervised run, in a `PRESET-steps/`
+folder of its own).  Steps run one after another in fresh processes (`run`), or side by side on Ray
+(`srtbench.scheduler`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from srtbench.attacks import attack_info
 from srtbench.errors import SrtbenchError
 from srtbench.registry import Registry
 
 SCALES = ("cpu", "paper")
+PROTOCOLS = ("epochs", "steps")
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)  # Figures 1 and 7
+
+
+# ---------------------------------------------------------------- steps: configs, their command lines, execution
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+    if isinstance(value, (tuple, list)):
+        return ",".join(_flag_value(v) for v in value)
+    return str(value)
+
+
+def _flags(options: Sequence[tuple[str, Any]], fields_by_name: Mapping[str, dataclasses.Field]) -> list[str]:
+    """Options (field name, value) as the command line spells them: `--lambda 0.2`, `--no-amp`."""
+    from srtbench.config import option_name
+
+    argv: list[str] = []
+    for name, value in options:
+        flag = option_name(fields_by_name[name]) if name in fields_by_name else name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            argv += [f"--{flag}", _flag_value(value)]
+    return argv
+
+
+def _train_sections() -> dict[str, type]:
+    from srtbench.data import DataConfig
+    from srtbench.defenses import DefenseParams
+    from srtbench.neighborhoods import ThreatConfig
+    from srtbench.trainer import TrainConfig
+
+    return {"params": DefenseParams, "threat": ThreatConfig, "data": DataConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What builds a `trainer.Run`: a defense, an optional preset and the options given over it (field names of
+    DefenseParams, ThreatConfig, DataConfig, TrainConfig, in the order the command line prints them; `label` is the
+    row name).  Dataclass defaults ← preset ← options, as `srtbench train` builds them."""
+
+    defense: str
+    out: str
+    preset: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+    resume: bool = False
+    kind = "train"
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
+
+    def argv(self) -> list[str]:
+        fields_by_name = {f.name: f for cls in _train_sections().values() for f in dataclasses.fields(cls)}
+        argv = ["srtbench", "train", self.defense] + (["--preset", self.preset] if self.preset else [])
+        argv += _flags(self.options, fields_by_name) + ["--out", self.out]
+        return argv + (["--resume"] if self.resume else [])
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        teacher = self.option("teacher")
+        return (teacher,) if teacher else ()
+
+    def build(self):
+        """The `trainer.Run` this job trains."""
+        from srtbench.config import from_options
+        from srtbench.defenses import DEFENSES
+        from srtbench.presets import PRESETS
+        from srtbench.trainer import Run
+
+        defense = DEFENSES.get(self.defense)
+        overrides = PRESETS.get(self.preset).overrides(self.defense) if self.preset else {}
+        given = {k: v for k, v in self.options if k != "label"}
+        configs, taken = {}, set()
+        for section, cls in _train_sections().items():
+            names = {f.name for f in dataclasses.fields(cls)}
+            if section == "params":
+                unread = sorted(k for k in given if k in names and k not in defense.params)
+                if unread:
+                    raise SrtbenchError(f"{self.defense} takes no {', '.join(unread)}")
+                names &= set(defense.params)
+            values = {k: v for k, v in overrides.get(section, {}).items() if k in names}
+            values.update({k: v for k, v in given.items() if k in names})
+            taken |= names & set(given)
+            configs[section] = from_options(cls, values)
+        unknown = sorted(set(given) - taken)
+        if unknown:
+            raise SrtbenchError(f"unknown training options: {', '.join(unknown)}")
+        return Run(defense=self.defense, out=self.out, label=self.option("label"), preset=self.preset, **configs)
+
+    def execute(self, echo: Callable[[str], None]) -> None:
+        from srtbench.trainer import train
+
+        result = train(self.build(), resume=self.resume)
+        if result.interrupted:
+            raise SrtbenchError(f"interrupted: progress saved to {result.last}; run again to continue")
+        last = result.metrics[-1] if result.metrics else {}
+        echo(f"saved {result.path}  clean {last.get('clean_acc', float('nan')):.2f}%  "
+             f"robust {last.get('robust_acc', float('nan')):.2f}%  train time {result.train_time_s:.1f} s")
+
+    @property
+    def name(self) -> str:
+        return f"train {Path(self.out).parent.name}/{Path(self.out).stem}"
+
+
+@dataclass(frozen=True)
+class EvaluateJob:
+    """`evaluate.evaluate(checkpoints, config)`."""
+
+    checkpoints: tuple[str, ...]
+    config: Any  # evaluate.EvalConfig
+    kind = "evaluate"
+    ALWAYS = ("attacks", "fractions", "n")  # printed even at their defaults, as recipes have always written them
+
+    def argv(self) -> list[str]:
+        from srtbench.evaluate import EvalConfig
+
+        default = EvalConfig()
+        shown = [(f.name, getattr(self.config, f.name)) for f in dataclasses.fields(EvalConfig) if f.name != "out"
+                 and (f.name in self.ALWAYS or getattr(self.config, f.name) != getattr(default, f.name))]
+        fields_by_name = {f.name: f for f in dataclasses.fields(EvalConfig)}
+        return ["srtbench", "evaluate", *self.checkpoints, *_flags(shown, fields_by_name), "--out", self.config.out]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.checkpoints
+
+    def execute(self, echo: Callable[[str], None]) -> None:
+        from srtbench.evaluate import evaluate
+
+        for summary in evaluate(list(self.checkpoints), self.config):
+            for r in summary.runs:
+                echo(f"{summary.target.label}: {r.attack} × {r.fraction:g}  robust {float(r.row['robust_acc']):.2f}%")
+        echo(f"rows in {self.config.out}")
+
+    @property
+    def name(self) -> str:
+        names = ",".join(a.split("[")[0] for a in _split_specs(self.config.attacks))
+        return f"evaluate {' '.join(Path(c).stem for c in self.checkpoints)} {names}"
+
+
+def _split_specs(attacks: str) -> list[str]:
+    from srtbench.attacks import split_specs
+
+    return split_specs(attacks)
+
+
+@dataclass(frozen=True)
+class TableJob:
+    """`tables.build` of the CSVs, rendered as markdown to `out` and printed."""
+
+    csvs: tuple[str, ...]
+    layout: str = "auto"
+    out: str | None = None
+    compare: str | None = None
+    title: str | None = None
+    kind = "table"
+
+    def argv(self) -> list[str]:
+        argv = ["srtbench", "table", *self.csvs, "--layout", self.layout]
+        argv += ["--out", self.out] if self.out else []
+        argv += ["--compare", self.compare] if self.compare else []
+        return argv + (["--title", self.title] if self.title else [])
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.csvs
+
+    def execute(self, echo: Callable[[str], None]) -> None:
+        from srtbench import results, tables
+        from srtbench.runtime import atomic_write_text
+
+        layout = tables.LAYOUTS.get(self.layout)
+        if self.title:
+            layout = dataclasses.replace(layout, title=self.title)
+        reference = tables.reference_results(self.compare) if self.compare else None
+        text = tables.render(tables.build(results.collect(list(self.csvs)), layout, reference))
+        if self.out:
+            atomic_write_text(self.out, text)
+        echo(text.rstrip("\n"))
+
+    @property
+    def name(self) -> str:
+        return f"table {self.layout}"
+
+
+@dataclass(frozen=True)
+class PlotJob:
+    """`plots.budget` / `plots.unlabeled` of results CSVs, or `plots.surface` of checkpoints."""
+
+    kind_of_plot: str  # budget | unlabeled | surface
+    inputs: tuple[str, ...]
+    out: str
+    options: tuple[tuple[str, Any], ...] = ()  # budget, unlabeled: attacks; surface: threat, index
+    kind = "plot"
+
+    def argv(self) -> list[str]:
+        return ["srtbench", "plot", self.kind_of_plot, *self.inputs, *_flags(self.options, {}), "--out", self.out]
+
+    def execute(self, echo: Callable[[str], None]) -> None:
+        from srtbench import plots, results
+
+        options = dict(self.options)
+        if self.kind_of_plot == "surface":
+            plots.surface(list(self.inputs), self.out, options.get("threat", "pixel"), index=options.get("index", 0))
+        else:
+            attacks = options["attacks"].split(",") if options.get("attacks") else None
+            getattr(plots, self.kind_of_plot)(results.collect(list(self.inputs)), self.out, attacks)
+        echo(f"wrote {self.out}.png and {self.out}.pdf")
+
+    @property
+    def name(self) -> str:
+        return f"plot {self.kind_of_plot}"
+
+
+Job = TrainJob | EvaluateJob | TableJob | PlotJob
 
 
 @dataclass(frozen=True)
 class Step:
-    argv: tuple[str, ...]
+    job: Job
     output: str = ""  # the file whose existence means done ("" = always run: tables and plots)
     rows: tuple[tuple[str, str, float], ...] = ()  # evaluate: (checkpoint, attack, fraction) the CSV must hold
 
     @property
+    def kind(self) -> str:
+        """train, evaluate, table or plot."""
+        return self.job.kind
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The equivalent command line, word by word."""
+        return tuple(self.job.argv())
+
+    @property
     def command(self) -> str:
         return shlex.join(self.argv)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The files this step reads that other steps may write (checkpoints, a teacher, CSVs)."""
+        return tuple(self.job.inputs)
+
+    @property
+    def name(self) -> str:
+        """A short name for progress displays."""
+        return self.job.name
+
+    @property
+    def log(self) -> str:
+        """Where the step's output goes when it runs away from a terminal (beside its results)."""
+        import hashlib
+
+        if self.kind == "train":
+            return str(Path(self.output).with_suffix(".log"))
+        digest = hashlib.sha256(self.command.encode()).hexdigest()[:8]
+        if self.kind == "evaluate":
+            return str(Path(self.output).with_suffix("")) + f".evaluate-{digest}.log"
+        out = getattr(self.job, "out", None) or "results/table"
+        return str(Path(out).with_suffix("")) + f".{self.kind}-{digest}.log"
 
     def resumed(self) -> Step:
         """A training run cut short left its resume state behind (NAME.resume, or an older version's NAME.last.pt):
         continue it instead of starting over."""
         from srtbench.checkpoint import legacy_resume_path, resume_path
 
-        if self.argv[1] == "train" and (resume_path(self.output).exists() or legacy_resume_path(self.output).exists()):
-            return Step((*self.argv, "--resume"), self.output, self.rows)
+        if self.kind == "train" and (resume_path(self.output).exists() or legacy_resume_path(self.output).exists()):
+            return dataclasses.replace(self, job=dataclasses.replace(self.job, resume=True))
         return self
+
+    def execute(self, echo: Callable[[str], None] = print) -> None:
+        """Make the library call, in this process (`run` and the scheduler give each step a fresh one)."""
+        self.job.execute(echo)
 
     def done(self) -> bool:
         if not self.output or not Path(self.output).exists():
@@ -76,6 +343,21 @@ class Step:
                    if str(c) in current)
 
 
+def train_step(defense: str, out: str, preset: str | None = None, options: Sequence[tuple[str, Any]] = ()) -> Step:
+    return Step(TrainJob(defense, out, preset, tuple(options)), out)
+
+
+def evaluate_step(checkpoints: Sequence[str], out: str, attacks: Sequence[str], fractions: Sequence[float] = (1.0,),
+                  n: int = 1000, **config: Any) -> Step:
+    """An evaluation whose output is done once the CSV holds a row per (checkpoint, attack name, fraction)."""
+    from srtbench.evaluate import EvalConfig
+
+    cfg = EvalConfig(attacks=",".join(attacks), fractions=tuple(float(f) for f in fractions), n=n, out=out, **config)
+    names = [a.split("[")[0] for a in attacks]  # rows carry the attack's name, settings apart
+    rows = tuple((c, a, float(f)) for c in checkpoints for a in names for f in fractions)
+    return Step(EvaluateJob(tuple(checkpoints), cfg), out, rows)
+
+
 @dataclass(frozen=True)
 class Scale:
     """Which preset serves each of the paper's settings, and how many test images are attacked."""
@@ -86,7 +368,7 @@ class Scale:
     n_slow: int
     iterations: int | None = None  # SGD steps of a supervised run on LABELED_UNIT images, unless a recipe sets the
     # length (None: the preset's); other runs get as many epochs (`Plan.length`)
-    train_extra: tuple[str, ...] = ()  # options added to every training run
+    train_extra: tuple[tuple[str, Any], ...] = ()  # options (field, value) added to every training run
     results: str = "results/paper-scale"  # one CSV per checkpoint, shared by every experiment; EXPERIMENT/ holds
     # each experiment's table and figures
     attack_settings: dict[str, str] = field(default_factory=dict)  # settings given to an attack named bare
@@ -181,7 +463,7 @@ SCALE_PRESETS = {
                                               "cifar10-fast-spatial")},
         **{s: "fmnist-pixel-cpu" for s in ("cifar10-pixel-table2", "cifar10-pixel", "mnist-pixel",
                                             "mnist-pixel-table6", "cifar10-fast-pixel")},
-    }, n=1_000, n_slow=250, iterations=400, train_extra=("--check-every", "5", "--no-amp"),
+    }, n=1_000, n_slow=250, iterations=400, train_extra=(("check_every", 5), ("amp", False)),
         results="results/fmnist",
         attack_settings=CPU_ATTACKS),
 }
@@ -194,7 +476,7 @@ COMPOUND = {"paper": {"cifar10-pixel": "cifar10-pixel-table4", "mnist-pixel": "m
             "cpu": {"cifar10-pixel": "fmnist-compound-cpu", "mnist-pixel": "fmnist-compound-cpu"}}
 # SRT+'s λ at both scales: Appendix F gives none; 0.2 is SRT's spatial λ (Section 4.2), the smaller of its two, as
 # the srt defense takes for any non-pixel threat (the pixel-wise presets' λ = 1 would otherwise win at the paper scale)
-SRT_PLUS = ("--threat", "compound", "--lambda", "0.2")
+SRT_PLUS = {"threat": "compound", "lam": 0.2}
 # the unlabeled-data sweep of Figure 2 (|D_U|), beside |D_L| of the scale's presets (10,000 at both scales)
 UNLABELED_SWEEP = {"paper": {"cifar10": (0, 10_000, 20_000, 30_000, 40_000),
                              "mnist": (0, 10_000, 20_000, 30_000, 40_000, 50_000)},
@@ -208,13 +490,33 @@ def check_scale(scale: str) -> None:
         raise SrtbenchError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
 
 
-class Plan:
-    """Collects the steps of one recipe, sharing checkpoints between recipes through their file names."""
+def check_protocol(protocol: str, scale: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise SrtbenchError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if protocol == "steps" and not SCALE_PRESETS[scale].iterations:
+        raise SrtbenchError(f"--protocol steps needs a scale that fixes run lengths in SGD steps (cpu); the {scale} "
+                            "scale trains the presets' epochs")
 
-    def __init__(self, scale: str, experiment: str):
+
+def seed_suffix(seed: int) -> str:
+    """Seed 0 keeps a single-seed run's paths (results computed before seeds were an axis stay valid)."""
+    return f"-s{seed}" if seed else ""
+
+
+class Plan:
+    """Collects the steps of one recipe, sharing checkpoints between recipes through their file names.
+
+    A recipe is built once per seed (`seed` is the one being built): trainings and evaluations are per seed, the
+    table or figure that closes the recipe is added once, after the last seed, over every seed's CSVs."""
+
+    def __init__(self, scale: str, experiment: str, protocol: str = "epochs", seeds: Sequence[int] = (0,)):
         check_scale(scale)
+        check_protocol(protocol, scale)
         self.scale = SCALE_PRESETS[scale]
         self.experiment = experiment
+        self.protocol = protocol
+        self.seeds = tuple(seeds)
+        self.seed = self.seeds[0]
         self.steps: list[Step] = []
         self.csvs: list[str] = []  # the evaluation CSVs this experiment's table or figure reads
         self.evaluations = self.scale.results  # where they go (shared: a checkpoint is attacked once for all)
@@ -223,7 +525,11 @@ class Plan:
     @property
     def results_dir(self) -> str:
         # never under results/paper/, which holds the paper's published numbers
-        return f"{self.scale.results}/{self.experiment}"
+        return f"{self.scale.results}/{self.experiment}" + ("-steps" if self.protocol == "steps" else "")
+
+    @property
+    def last_seed(self) -> bool:
+        return self.seed == self.seeds[-1]
 
     def _add(self, step: Step) -> Step:
         if step not in self.steps:
@@ -231,36 +537,47 @@ class Plan:
         return step
 
     def train(self, defense: str, preset: str, lam: float | None = None, n_unlabeled: int | None = None,
-              label: str | None = None, extra: Sequence[str] = (), tag: str = "") -> str:
+              label: str | None = None, extra: Mapping[str, Any] | None = None, tag: str = "") -> str:
+        """One run (of the seed being built); `extra` holds further options by field name (`{"teacher": path}`)."""
+        extra = dict(extra or {})
         name = defense + (f"-lam{lam:g}" if lam is not None else "") + (f"-u{n_unlabeled}" if n_unlabeled is not None
-                                                                       else "") + tag
-        out = f"runs/{preset}/{name}.pt"  # the preset fixes dataset, model and schedule: recipes share runs
-        argv = ["srtbench", "train", defense, "--preset", preset]
+                                                                       else "") + tag + seed_suffix(self.seed)
+        # the preset fixes dataset, model and schedule: recipes share runs; the steps protocol keeps its own
+        folder = preset + ("-steps" if self.protocol == "steps" else "")
+        out = f"runs/{folder}/{name}.pt"
+        options: list[tuple[str, Any]] = []
         if lam is not None:
-            argv += ["--lambda", f"{lam:g}"]
+            options.append(("lam", lam))
         if n_unlabeled is not None:
-            argv += ["--n-unlabeled", str(n_unlabeled)]
+            options.append(("n_unlabeled", n_unlabeled))
         if label is not None:
-            argv += ["--label", label]
-        if self.scale.iterations and not {"--iterations", "--epochs"} & set(extra):
-            argv += ["--iterations", str(self.length(defense, preset, n_unlabeled, extra))]
-        argv += self.scale.train_extra
-        self._add(Step((*argv, *extra, "--out", out), out))
+            options.append(("label", label))
+        if self.scale.iterations and not {"iterations", "epochs"} & set(extra):
+            options.append(("iterations", self.length(defense, preset, n_unlabeled, extra)))
+        options += self.scale.train_extra
+        options += extra.items()
+        if self.seed:
+            options.append(("seed", self.seed))
+        self._add(train_step(defense, out, preset, options))
         from srtbench.presets import PRESETS
 
         self.datasets[out] = PRESETS.get(preset).data["dataset"]
         return out
 
-    def length(self, defense: str, preset: str, n_unlabeled: int | None = None, extra: Sequence[str] = ()) -> int:
+    def length(self, defense: str, preset: str, n_unlabeled: int | None = None,
+               extra: Mapping[str, Any] | None = None) -> int:
         """A run's length at a fixed-length scale: the scale's steps per LABELED_UNIT labeled images, scaled by the
         images one epoch of this run passes over, so every run gets the same number of epochs, as in the paper
         (Section 4: an epoch of a semi-supervised defense covers D_L ∪ D_U, its batches split in proportion to the
-        two sets, so it takes (|D_L| + |D_U|) / |D_L| times the steps of a supervised one)."""
+        two sets, so it takes (|D_L| + |D_U|) / |D_L| times the steps of a supervised one).  Under the steps
+        protocol every run gets the length of a semi-supervised run on the preset's D_L ∪ D_U."""
         from srtbench.defenses import DEFENSES
         from srtbench.presets import PRESETS
 
         data = PRESETS.get(preset).data
-        n_labeled = int(extra[list(extra).index("--n-labeled") + 1]) if "--n-labeled" in extra else data["n_labeled"]
+        if self.protocol == "steps":
+            return round(self.scale.iterations * (data["n_labeled"] + (data["n_unlabeled"] or 0)) / LABELED_UNIT)
+        n_labeled = (extra or {}).get("n_labeled", data["n_labeled"])
         n_u = data["n_unlabeled"] if n_unlabeled is None else n_unlabeled
         seen = n_labeled + (n_u if DEFENSES.get(defense).uses_unlabeled else 0)
         return round(self.scale.iterations * seen / LABELED_UNIT)
@@ -277,25 +594,31 @@ class Plan:
         fast = [a for a in attacks if a not in slow]
         for chosen, count in ((fast, n or self.scale.n), (slow, n or self.scale.n_slow)):
             if chosen:
-                argv = ("srtbench", "evaluate", checkpoint, "--attacks", ",".join(chosen),
-                        "--fractions", ",".join(f"{f:g}" for f in fractions), "--n", str(count), "--out", out)
-                names = [a.split("[")[0] for a in chosen]  # rows carry the attack's name, settings apart
-                self._add(Step(argv, out, tuple((checkpoint, a, float(f)) for a in names for f in fractions)))
+                self._add(evaluate_step((checkpoint,), out, chosen, fractions, count))
 
     def table(self, layout: str) -> None:
-        argv = ["srtbench", "table", *self.csvs, "--layout", layout,
-                "--out", f"{self.results_dir}/{self.experiment}.md"]
-        if layout != "auto":  # the cpu scale's Fashion-MNIST beside the paper's MNIST
-            argv += ["--compare", "paper"]
-        self._add(Step(tuple(argv)))
+        if not self.last_seed:  # one table over every seed's CSVs
+            return
+        title = None
+        if self.protocol == "steps":
+            from srtbench.tables import LAYOUTS
+
+            title = f"{LAYOUTS.get(layout).title} (protocol: equal SGD steps for every defense)"
+        # the cpu scale's Fashion-MNIST beside the paper's MNIST
+        self._add(Step(TableJob(tuple(self.csvs), layout, f"{self.results_dir}/{self.experiment}.md",
+                                "paper" if layout != "auto" else None, title)))
 
     def surface(self, checkpoints: Sequence[str], threat: str, index: int) -> None:
-        self._add(Step(("srtbench", "plot", "surface", *checkpoints, "--threat", threat, "--index", str(index),
-                        "--out", f"{self.results_dir}/surface-{threat}-{index}")))
+        if self.seed != self.seeds[0]:  # the surfaces of one seed's models
+            return
+        self._add(Step(PlotJob("surface", tuple(checkpoints), f"{self.results_dir}/surface-{threat}-{index}",
+                               (("threat", threat), ("index", index)))))
 
-    def plot(self, kind: str, *args: str) -> None:
-        self._add(Step(("srtbench", "plot", kind, *self.csvs, *args,
-                        "--out", f"{self.results_dir}/{self.experiment}")))
+    def plot(self, kind: str, attacks: str) -> None:
+        if not self.last_seed:
+            return
+        self._add(Step(PlotJob(kind, tuple(self.csvs), f"{self.results_dir}/{self.experiment}",
+                               (("attacks", attacks),))))
 
 
 RECIPES: Registry[Callable[[Plan], None]] = Registry("experiment")
@@ -353,10 +676,11 @@ def _table4(plan: Plan) -> None:
         standard = plan.train("standard", p)
         runs = [standard, plan.train("at", p), plan.train("trades", p), plan.train("uat", p),
                 # RST pseudo-labels D_U with a standard model trained on the same D_L (Carmon et al.)
-                plan.train("rst", p, extra=("--teacher", standard)), plan.train("srt", p, 1.0)]
-        if plan.scale.iterations:  # a control the paper lacks: AT given as many SGD steps as SRT's equal epochs
+                plan.train("rst", p, extra={"teacher": standard}), plan.train("srt", p, 1.0)]
+        if plan.scale.iterations and plan.protocol == "epochs":  # a control the paper lacks: AT given as many SGD
+            # steps as SRT's equal epochs (the steps protocol gives every run as many)
             long = plan.length("srt", p)
-            runs.append(plan.train("at", p, label=f"AT ({long:,} steps)", extra=("--iterations", str(long)),
+            runs.append(plan.train("at", p, label=f"AT ({long:,} steps)", extra={"iterations": long},
                                    tag=f"-steps{long}"))
         for ckpt in runs:
             plan.evaluate(ckpt, PIXEL_ATTACKS + MINIMUM_NORM + TODAY)
@@ -382,9 +706,9 @@ FAST_SHARE = {"cifar10-fast-spatial": 45 / 80, "cifar10-fast-pixel": 50 / 120}
 
 
 def _fast_srt(plan: Plan, setting: str, lam: float) -> str:
-    preset, extra = plan.scale.preset(setting), ()
+    preset, extra = plan.scale.preset(setting), {}
     if plan.scale.iterations:
-        extra = ("--lr-max", "0.1", "--iterations", str(round(plan.length("srt", preset) * FAST_SHARE[setting])))
+        extra = {"lr_max": 0.1, "iterations": round(plan.length("srt", preset) * FAST_SHARE[setting])}
     return plan.train("fast-srt", preset, lam, extra=extra)
 
 
@@ -419,10 +743,10 @@ def _figure1(plan: Plan) -> None:
         compound = COMPOUND[plan.scale.name][pixel]
         for ckpt in (plan.train("at", p), plan.train("worst-of-k", s),
                      plan.train("srt", p, 1.0), plan.train("srt", s, 0.2),  # λ tells pixel-wise from spatial
-                     plan.train("at", compound, extra=("--threat", "compound"), tag="-compound"),
+                     plan.train("at", compound, extra={"threat": "compound"}, tag="-compound"),
                      plan.train("srt", compound, extra=SRT_PLUS, tag="-compound")):
             plan.evaluate(ckpt, attacks, FRACTIONS)
-    plan.plot("budget", "--attacks", ",".join(attacks))  # the CSVs hold other experiments' attacks too
+    plan.plot("budget", ",".join(attacks))  # the CSVs hold other experiments' attacks too
 
 
 # ---------------------------------------------------------------- Figure 2: the effect of unlabeled data
@@ -440,31 +764,31 @@ def _figure2(plan: Plan) -> None:
                 plan.evaluate(plan.train("srt", preset, lam, n_unlabeled=n), (attack,))
             # the supervised reference has labels for every image the largest SRT run sees (Section 4.5:
             # all 60,000 MNIST / 50,000 CIFAR-10 training images at the paper's scale)
-            every = ("--n-labeled", str(N_LABELED[plan.scale.name] + max(sweep)))
+            every = {"n_labeled": N_LABELED[plan.scale.name] + max(sweep)}
             plan.evaluate(plan.train(defense, preset, n_unlabeled=0, extra=every, tag="-all-labeled"), (attack,))
-    plan.plot("unlabeled", "--attacks", ",".join(attack for *_, attack in scenarios))
+    plan.plot("unlabeled", ",".join(attack for *_, attack in scenarios))
 
 
 @recipe("figure7", "Figure 7: compound defenses AT+, SRT+, AT(avg), AT(max) against PGD+ and GridAdv+")
 def _figure7(plan: Plan) -> None:
     for pixel in ("cifar10-pixel", "mnist-pixel"):
         compound = COMPOUND[plan.scale.name][pixel]
-        for ckpt in (plan.train("at", compound, extra=("--threat", "compound"), tag="-compound"),
+        for ckpt in (plan.train("at", compound, extra={"threat": "compound"}, tag="-compound"),
                      plan.train("srt", compound, extra=SRT_PLUS, tag="-compound"),
-                     plan.train("at-avg", compound, extra=("--threat", "compound")),
-                     plan.train("at-max", compound, extra=("--threat", "compound"))):
+                     plan.train("at-avg", compound, extra={"threat": "compound"}),
+                     plan.train("at-max", compound, extra={"threat": "compound"})):
             plan.evaluate(ckpt, ("gridadv+", "pgd+"), FRACTIONS)
-    plan.plot("budget", "--attacks", "gridadv+,pgd+")
+    plan.plot("budget", "gridadv+,pgd+")
 
 
 # ---------------------------------------------------------------- Figure 9: fast SRT's learning rate and length
 
 # (LR-max values, training-length option, lengths): spatial runs count iterations, pixel-wise ones epochs
 FAST_SWEEP = {
-    "paper": {"cifar10-fast-spatial": ((0.1, 0.2), "--iterations", (15_000, 30_000, 45_000)),
-              "cifar10-fast-pixel": ((0.1, 0.2), "--epochs", (10, 20, 30, 40, 50))},
-    "cpu": {"cifar10-fast-spatial": ((0.05, 0.1), "--iterations", (100, 200, 400)),
-            "cifar10-fast-pixel": ((0.05, 0.1), "--iterations", (100, 200, 400))},
+    "paper": {"cifar10-fast-spatial": ((0.1, 0.2), "iterations", (15_000, 30_000, 45_000)),
+              "cifar10-fast-pixel": ((0.1, 0.2), "epochs", (10, 20, 30, 40, 50))},
+    "cpu": {"cifar10-fast-spatial": ((0.05, 0.1), "iterations", (100, 200, 400)),
+            "cifar10-fast-pixel": ((0.05, 0.1), "iterations", (100, 200, 400))},
 }
 
 
@@ -475,11 +799,10 @@ def _figure9(plan: Plan) -> None:
         lrs, length, values = FAST_SWEEP[plan.scale.name][setting]
         for lr in lrs:
             for value in values:
-                unit = length.removeprefix("--")
-                label = f"fast SRT (LR-max {lr:g}, {value:,} {unit})"
-                extra = ("--lr-max", f"{lr:g}", length, str(value))
+                label = f"fast SRT (LR-max {lr:g}, {value:,} {length})"
+                extra = {"lr_max": lr, length: value}
                 plan.evaluate(plan.train("fast-srt", preset, lam, label=label, extra=extra,
-                                         tag=f"-lrmax{lr:g}-{unit}{value}"), (attack,))
+                                         tag=f"-lrmax{lr:g}-{length}{value}"), (attack,))
     plan.table("auto")
 
 
@@ -519,17 +842,53 @@ def _figure3(plan: Plan) -> None:
 # ---------------------------------------------------------------- planning and running
 
 
-def plan(experiment: str, scale: str = "cpu") -> list[Step]:
+def parse_seeds(text: str | Sequence[int]) -> tuple[int, ...]:
+    """`0,1,2` -> (0, 1, 2): distinct non-negative integers, in the order given."""
+    if not isinstance(text, str):
+        return tuple(dict.fromkeys(int(s) for s in text)) or (0,)
+    try:
+        seeds = tuple(dict.fromkeys(int(s) for s in text.split(",") if s.strip()))
+    except ValueError:
+        raise SrtbenchError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise SrtbenchError(f"--seeds must be non-negative integers, got {text!r}")
+    return seeds
+
+
+def plan(experiment: str, scale: str = "cpu", protocol: str = "epochs", seeds: Sequence[int] = (0,)) -> list[Step]:
     build = RECIPES.get(experiment)
     check_scale(scale)  # before `quick` pins its own scale, so a typo is never accepted
-    p = Plan("cpu" if experiment == "quick" else scale, experiment)
-    build(p)
+    p = Plan("cpu" if experiment == "quick" else scale, experiment, protocol, parse_seeds(seeds))
+    for seed in p.seeds:
+        p.seed = seed
+        build(p)
     return p.steps
+
+
+def plan_all(experiments: Sequence[str], scale: str = "cpu", protocol: str = "epochs",
+             seeds: Sequence[int] = (0,)) -> list[Step]:
+    """The steps of several experiments in order, each shared run or evaluation once."""
+    steps: list[Step] = []
+    for experiment in experiments:
+        steps += [s for s in plan(experiment, scale, protocol, seeds) if s not in steps]
+    return steps
+
+
+def dependencies(steps: Sequence[Step]) -> list[set[int]]:
+    """For each step, the earlier steps it must wait for: those writing a file it reads (an evaluation waits for its
+    training, a table for its evaluations, RST for its teacher)."""
+    writers: dict[str, list[int]] = {}
+    out = []
+    for i, step in enumerate(steps):
+        out.append({w for path in step.inputs for w in writers.get(str(path), ())})
+        if step.output:
+            writers.setdefault(step.output, []).append(i)
+    return out
 
 
 def _invoke(step: Step) -> int:
     # a child process per step: each run starts clean (threads, seeds, memory), as when typed by hand
-    return subprocess.run([sys.executable, "-m", "srtbench", *step.argv[1:]], check=False).returncode
+    return subprocess.run([sys.executable, "-m", "srtbench.worker"], input=pickle.dumps(step), check=False).returncode
 
 
 def run(steps: Sequence[Step], dry_run: bool = False, echo: Callable[[str], None] = print,

@@ -30,6 +30,12 @@ COLUMNS = (
     "defense",  # registry name of the training objective, e.g. "srt"
     "defense_params",  # JSON: the defense's hyperparameters (lambda, beta, ...)
     "train_threat",  # neighborhood the model was trained against: pixel | spatial | compound | none
+    "train_budget",  # JSON: its budgets as trained, e.g. {"epsilon": 0.1, "norm": "linf"} ({} for none)
+    "train_seed",  # seed of the training run (initialization, batch order, inner maximizers)
+    "n_labeled",  # |D_L| and |D_U| it was trained on
+    "n_unlabeled",
+    "preset",  # the preset it was trained with, if any
+    "train_time_s",  # its training wall time
     "model",
     "dataset",
     "split",  # "test"
@@ -60,10 +66,11 @@ COLUMNS = (
 )
 
 KEY = ("checkpoint_sha256", "attack", "attack_params", "fraction", "n", "seed")
-JSON_COLUMNS = ("defense_params", "attack_params", "budget", "budget_source", "flags")
+JSON_COLUMNS = ("defense_params", "train_budget", "attack_params", "budget", "budget_source", "flags")
 PERCENT_COLUMNS = ("clean_acc", "robust_acc", "robust_ci_low", "robust_ci_high")
-WHOLE_COLUMNS = ("n", "seed")
-NUMBER_COLUMNS = ("fraction", *WHOLE_COLUMNS, *PERCENT_COLUMNS, "mean_distance", "median_distance", "wall_time_s")
+WHOLE_COLUMNS = ("n", "seed", "train_seed", "n_labeled", "n_unlabeled")
+NUMBER_COLUMNS = ("fraction", *WHOLE_COLUMNS, *PERCENT_COLUMNS, "mean_distance", "median_distance", "wall_time_s",
+                  "train_time_s")
 REQUIRED = ("label", "attack", "fraction", "clean_acc", "robust_acc", "dataset")
 
 
@@ -262,8 +269,9 @@ def _locked(path: Path):
 PER_EXAMPLE_KEYS = ("index", "clean_pred", "adv_pred", "label", "clean_correct", "adv_correct", "distance")
 
 
-def write_per_example(path: str | os.PathLike, outcomes: dict[str, Any]) -> None:
-    """Per-example outcomes of one (checkpoint, attack, fraction): tensors keyed by PER_EXAMPLE_KEYS.
+def write_per_example(path: str | os.PathLike, outcomes: dict[str, Any], row: dict[str, Any] | None = None) -> None:
+    """Per-example outcomes of one (checkpoint, attack, fraction): tensors keyed by PER_EXAMPLE_KEYS, and the
+    results row they make (before the flags that compare rows), so an evaluation cut short resumes from its files.
 
     `index` is the test-set index of each example, `distance` the perturbation size found (NaN where
     the attack has no notion of it or did not succeed).  Saved with torch.save (loadable weights_only).
@@ -273,8 +281,11 @@ def write_per_example(path: str | os.PathLike, outcomes: dict[str, Any]) -> None
     missing = [k for k in PER_EXAMPLE_KEYS if k not in outcomes]
     if missing:
         raise ValueError(f"per-example outcomes lack {missing}")
+    saved: dict[str, Any] = {k: outcomes[k] for k in PER_EXAMPLE_KEYS}
+    if row is not None:
+        saved["row"] = json.dumps(normalize_row(row))
     with atomic_path(path) as tmp:
-        torch.save({k: outcomes[k] for k in PER_EXAMPLE_KEYS}, tmp)
+        torch.save(saved, tmp)
 
 
 def read_per_example(path: str | os.PathLike) -> dict[str, Any]:

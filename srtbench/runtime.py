@@ -1,4 +1,4 @@
-"""Process-level chores shared by every command: device choice, seeding, atomic writes, provenance."""
+"""Process-level chores shared by every command: device choice, threads, determinism, atomic writes, provenance."""
 
 from __future__ import annotations
 
@@ -71,14 +71,6 @@ def set_threads() -> int:
     if count != torch.get_num_threads():
         torch.set_num_threads(count)
     return count
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch (all devices) and return a CPU generator for data order; numpy/random are not used."""
-    torch.manual_seed(seed)
-    gen = torch.Generator()
-    gen.manual_seed(seed)
-    return gen
 
 
 def set_deterministic(device: torch.device) -> None:

@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -115,6 +114,7 @@ def _without_lambda(key: str) -> str:
 class Cell:
     value: float | str | None  # a string only where the source prints no number (Table 9's "10,94")
     reference: float | str | None = None
+    spread: float | None = None  # the standard deviation over training seeds, where `value` is their mean
 
 
 @dataclass
@@ -264,13 +264,19 @@ def _assign_rows(layout: Layout, labels: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _clean_value(rows: pd.DataFrame) -> float | None:
-    """Clean accuracy of a checkpoint: from its row evaluated on the most examples."""
+def _clean_value(rows: pd.DataFrame) -> Cell:
+    """Clean accuracy of a checkpoint (or the mean over a run's seeds): from its row evaluated on the most examples."""
     rows = rows.dropna(subset=["clean_acc"])
     if rows.empty:
-        return None
+        return Cell(None)
     n = pd.to_numeric(rows["n"], errors="coerce").fillna(0)
-    return float(rows.loc[n.idxmax(), "clean_acc"])
+    best = rows.loc[n.idxmax()]
+    return Cell(float(best["clean_acc"]), spread=_std(best, "clean_std"))
+
+
+def _std(row: pd.Series, column: str) -> float | None:
+    value = row.get(column)
+    return float(value) if value is not None and pd.notna(value) else None
 
 
 def _parse_minutes(text: str) -> float | str | None:
@@ -283,36 +289,13 @@ def _parse_minutes(text: str) -> float | str | None:
     return text
 
 
-@lru_cache(maxsize=256)
-def _meta_at(path: str) -> dict:
-    from srtbench import checkpoint
-
-    try:
-        return checkpoint.load(path).meta
-    except SrtbenchError:
-        return {}
-
-
-def checkpoint_meta(row: pd.Series) -> dict:
-    """The metadata of the checkpoint a results row names (as given to evaluate, or beside the CSV); {} if gone."""
-    name = str(row.get("checkpoint", ""))
-    if not name or name.startswith("paper:") or name == "nan":
-        return {}
-    for candidate in (Path(name), Path(str(row.get("source", ""))).parent / name):
-        if candidate.is_file():
-            return _meta_at(str(candidate.resolve()))
-    return {}
-
-
 def _time_value(rows: pd.DataFrame) -> float | str | None:
+    """Training time in minutes: a published row's `train_time_min`, else the row's recorded `train_time_s`."""
     for _, r in rows.iterrows():
         if "train_time_min" in r and pd.notna(r["train_time_min"]):
             return _parse_minutes(r["train_time_min"])
-        if "train_time_s" in r and pd.notna(r["train_time_s"]):
+        if pd.notna(r.get("train_time_s")):
             return float(r["train_time_s"]) / 60
-        seconds = checkpoint_meta(r).get("train_time_s")
-        if seconds is not None:
-            return float(seconds) / 60
     return None
 
 
@@ -325,21 +308,31 @@ def _per_example_path(row: pd.Series) -> Path | None:
 
 
 def worst_case(rows: Sequence[pd.Series]) -> float | None:
-    """Percent of examples that every attack failed on, over the examples all of them evaluated."""
+    """Percent of examples that every attack failed on (`outcomes.worst_case`), over the examples all of them
+    evaluated; None where a row has no per-example file."""
     import torch
 
-    outcomes: list[dict[int, bool]] = []
+    from srtbench.outcomes import Examples, accuracy
+    from srtbench.outcomes import worst_case as worst_per_example
+
+    loaded: list[Examples] = []
     for r in rows:
         path = _per_example_path(r)
         if path is None:
             return None
-        ex = results.read_per_example(path)
-        ok = torch.as_tensor(ex["adv_correct"]).bool() & torch.as_tensor(ex["clean_correct"]).bool()
-        outcomes.append(dict(zip(torch.as_tensor(ex["index"]).tolist(), ok.tolist())))
-    common = set.intersection(*(set(o) for o in outcomes)) if outcomes else set()
+        loaded.append(Examples.from_dict(results.read_per_example(path)))
+    if not loaded:
+        return None
+    common = set.intersection(*(set(ex.index.tolist()) for ex in loaded))
     if not common:
         return None
-    return 100.0 * sum(all(o[i] for o in outcomes) for i in common) / len(common)
+    keep = torch.tensor(sorted(common))
+    aligned = []
+    for ex in loaded:
+        at = {int(i): k for k, i in enumerate(ex.index.tolist())}
+        rows_of = torch.tensor([at[int(i)] for i in keep])
+        aligned.append(Examples(*(t[rows_of] for t in (ex.index, ex.label, ex.clean_pred, ex.adv_pred, ex.distance))))
+    return accuracy(worst_per_example(aligned).adv_correct)
 
 
 def _hits(rows: pd.DataFrame, col: Column) -> pd.DataFrame:
@@ -362,17 +355,18 @@ def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list
         cells = []
         for col in columns:
             if col.kind == "clean":
-                cells.append(Cell(_clean_value(mine)))
+                cells.append(_clean_value(mine))
             elif col.kind == "attack":
                 hit = _hits(mine, col)
-                cells.append(Cell(float(hit["robust_acc"].iloc[0]) if len(hit) and pd.notna(hit["robust_acc"].iloc[0])
-                                  else None))
+                found = len(hit) and pd.notna(hit["robust_acc"].iloc[0])
+                cells.append(Cell(float(hit["robust_acc"].iloc[0]), spread=_std(hit.iloc[0], "robust_std")) if found
+                             else Cell(None))
             elif col.kind == "time":
                 cells.append(Cell(_time_value(mine)))
             else:
                 attacked = [c for c in columns if c.kind == "attack" and c.fraction == 1.0]
                 hits = [_hits(mine, c) for c in attacked]
-                cells.append(Cell(worst_case([h.iloc[0] for h in hits]) if all(len(h) for h in hits) else None))
+                cells.append(_worst_cell([h.iloc[0] for h in hits]) if all(len(h) for h in hits) else Cell(None))
         out.append(Row(row, cells))
     return out
 
@@ -392,14 +386,125 @@ def _select(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     return df
 
 
-def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFrame | None = None) -> Table:
+# ---------------------------------------------------------------- training seeds
+
+SEED_SUFFIX = re.compile(r"-s(\d+)(?=\.pt$)")  # recipes and sweeps write seed s > 0 to NAME-sS.pt
+# what a row records of its training besides the seed (rows from before these columns still have label and dataset)
+TRAINING_COLUMNS = ("label", "dataset", "defense", "defense_params", "train_threat", "train_budget", "n_labeled",
+                    "n_unlabeled", "preset", "model")
+
+
+def train_seed(row: pd.Series) -> int | None:
+    """The training seed of the attacked checkpoint: the row's `train_seed`, else (rows written before that column)
+    the seed its path names (`NAME-sS.pt`; none: seed 0)."""
+    value = row.get("train_seed")
+    if value is not None and pd.notna(value) and str(value).strip():
+        try:
+            return int(float(value))
+        except ValueError:
+            return None
+    match = SEED_SUFFIX.search(str(row.get("checkpoint", "")))
+    return int(match.group(1)) if match else 0
+
+
+def _run_without_seed(row: pd.Series) -> str:
+    """What a run is apart from its training seed: its recorded training and its path without the seed suffix."""
+    parts = [str(row.get(c, "")) for c in TRAINING_COLUMNS]
+    return json.dumps([*parts, SEED_SUFFIX.sub("", str(row.get("checkpoint", "")))])
+
+
+def seed_families(df: pd.DataFrame) -> list[tuple[list, dict[str, int]]]:
+    """The runs of `df` trained at several seeds: (their rows' index, {model identity: seed}) each.  A run with one
+    seed, a seed given twice (a retrained file) or an unknown seed is none; nor are published numbers."""
+    if df.empty:
+        return []
+    groups: dict[str, list] = {}
+    for idx, row in df.iterrows():
+        if not str(row.get("checkpoint", "")).startswith("paper:"):
+            groups.setdefault(_run_without_seed(row), []).append(idx)
+    out = []
+    for idxs in groups.values():
+        models: dict[str, int | None] = {}
+        for idx in idxs:
+            models.setdefault(_identity(df.loc[idx]), train_seed(df.loc[idx]))
+        seeds = list(models.values())
+        if len(models) > 1 and None not in seeds and len(set(seeds)) == len(seeds):
+            out.append((idxs, models))
+    return out
+
+
+def aggregate_seeds(df: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """Runs that differ only in their training seed as one model: per attack, settings and fraction one row whose
+    clean_acc and robust_acc are the means over the seeds, clean_std and robust_std their sample standard deviations,
+    and seed_rows the seeds' own rows (the worst case is per seed, then averaged).  Returns the rows, in the order of
+    their first seed's, and the seeds averaged."""
+    families = seed_families(df)
+    if not families:
+        return df, []
+    replaced: dict = {}  # index of a family's first row per (attack, settings, fraction) -> the row replacing it
+    dropped, used = set(), set()
+    for idxs, models in families:
+        rows = df.loc[idxs]
+        ident = pd.Series([_identity(r) for _, r in rows.iterrows()], index=rows.index)
+        settings = rows["attack_params"].where(rows["attack_params"].notna(), "")
+        for _, g in rows.groupby([rows["attack"], settings, rows["fraction"].astype(float)], sort=False):
+            g = g[~ident[g.index].duplicated()]  # one row per seed
+            merged = g.iloc[0].to_dict()
+            for column in ("clean_acc", "robust_acc"):
+                values = g[column].astype(float)
+                merged[column] = float(values.mean())
+                merged[column.replace("_acc", "_std")] = float(values.std(ddof=1)) if len(values) > 1 else None
+            times = pd.to_numeric(g.get("train_time_s", pd.Series(dtype=float)), errors="coerce")
+            merged["train_time_s"] = float(times.mean()) if len(times) and times.notna().all() else None
+            merged["checkpoint_sha256"] = "seeds:" + "+".join(sorted(set(ident)))[:64]
+            merged["seed_rows"] = tuple((models[ident[i]], df.loc[i]) for i in g.index)
+            replaced[g.index[0]] = merged
+        dropped |= set(idxs)
+        used |= set(models.values())
+    rows = [replaced[i] if i in replaced else df.loc[i].to_dict() for i in df.index
+            if i not in dropped or i in replaced]
+    return pd.DataFrame(rows), sorted(used)
+
+
+def label_seeds(df: pd.DataFrame) -> pd.DataFrame:
+    """`--per-seed`: each seed of a run trained at several a row of its own, named `LABEL (seed S)`."""
+    df = df.copy()
+    for idxs, models in seed_families(df):
+        for idx in idxs:
+            df.loc[idx, "label"] = f"{df.loc[idx, 'label']} (seed {models[_identity(df.loc[idx])]})"
+    return df
+
+
+def _worst_cell(rows: Sequence[pd.Series]) -> Cell:
+    """The per-example worst case over a row's attacks; for a run's seeds, each seed's, then mean ± std."""
+    members = [r.get("seed_rows") for r in rows]
+    if not all(isinstance(m, tuple) and m for m in members):
+        return Cell(worst_case(rows))
+    by_seed = [dict(m) for m in members]
+    common = sorted(set.intersection(*(set(m) for m in by_seed)))
+    values = [v for v in (worst_case([m[s] for m in by_seed]) for s in common) if v is not None]
+    if len(values) < 2:
+        return Cell(values[0] if values else None)
+    mean = sum(values) / len(values)
+    return Cell(mean, spread=math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)))
+
+
+def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFrame | None = None,
+          per_seed: bool = False) -> Table:
     """Pivot results rows (`results.collect`) into `layout`; with `reference`, each cell also holds
-    the reference's number for the same row, column and dataset (or the dataset it stands in for)."""
+    the reference's number for the same row, column and dataset (or the dataset it stands in for).  Runs that
+    differ only in their training seed are one row, mean ± standard deviation over the seeds (`per_seed`: a row
+    per seed)."""
     layout = LAYOUTS.get(layout) if isinstance(layout, str) else layout
     df = _select(df, layout)
     if df.empty:
         wanted = ", ".join(layout.attacks) if layout.attacks else "any attack"
         raise SrtbenchError(f"no results for layout {layout.name} (it needs {wanted} at fraction 1.0)")
+    seeds: list[int] = []
+    if per_seed:
+        df = label_seeds(df)
+    else:
+        df, seeds = aggregate_seeds(df)
     df = distinguish_models(df)
     check_conflicts(df)
     columns = _columns(layout, df)
@@ -410,6 +515,9 @@ def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFra
     groups = [Group(ds, _group_rows(layout, columns, part))
               for ds, part in sorted(df.groupby("dataset", sort=False), key=lambda kv: _dataset_order(kv[0]))]
     table = Table(layout.title, columns, groups)
+    if seeds:
+        table.notes.append(f"A run trained at several seeds is one row: mean ± standard deviation over its seeds "
+                           f"(here {', '.join(map(str, seeds))}); srtbench table --per-seed shows each")
     if reference is not None:
         _attach_reference(table, layout, reference)
     return table
@@ -471,6 +579,10 @@ def fixed(value: float, digits: int = 2) -> str:
     return f"{round_half_up(value, digits):.{digits}f}"
 
 
+def _spread_text(cell: Cell) -> str:
+    return f" ± {fixed(cell.spread)}" if cell.spread is not None and isinstance(cell.value, (int, float)) else ""
+
+
 def format_value(value: float | str | None, column: Column) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
@@ -525,7 +637,7 @@ def _text_grid(table: Table, escape: Callable[[str], str],
         for row in group.rows:
             texts = [escape(row.label)]
             for i, (cell, col) in enumerate(zip(row.cells, table.columns)):
-                text = escape(format_value(cell.value, col))
+                text = escape(format_value(cell.value, col) + _spread_text(cell))
                 if row.label in best[i]:
                     text = bold(text)
                 if table.compared:
@@ -575,7 +687,7 @@ def to_markdown(table: Table) -> str:
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "%": r"\%", "#": r"\#",
                   "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "<": r"\textless{}",
                   ">": r"\textgreater{}", "|": r"\textbar{}", "[": "{[}", "]": "{]}",
-                  "λ": r"$\lambda$", "Δ": r"$\Delta$", "−": "$-$", "×": r"$\times$", "–": "--"}
+                  "λ": r"$\lambda$", "±": r"$\pm$", "Δ": r"$\Delta$", "−": "$-$", "×": r"$\times$", "–": "--"}
 
 
 def _latex(text: str) -> str:
@@ -613,14 +725,18 @@ def to_csv(table: Table) -> str:
     """Machine-readable: one line per row, numbers rounded to two decimals (differences with an ASCII minus),
     empty where missing; text cells never start a spreadsheet formula."""
     headers = ["dataset", "label"]
-    for c in table.columns:
-        headers += [c.header] + ([f"{c.header} (paper)", f"{c.header} Δ"] if table.compared else [])
+    spread = [any(r.cells[i].spread is not None for g in table.groups for r in g.rows)
+              for i in range(len(table.columns))]  # a column of means gets a column of their standard deviations
+    for c, has_spread in zip(table.columns, spread):
+        headers += [c.header] + ([f"{c.header} ±"] if has_spread else [])
+        headers += [f"{c.header} (paper)", f"{c.header} Δ"] if table.compared else []
     lines = []
     for group in table.groups:
         for row in group.rows:
             line = [_csv_text(group.dataset), _csv_text(row.label)]
-            for cell, col in zip(row.cells, table.columns):
-                values = [cell.value] + ([cell.reference, _delta(cell, col)] if table.compared else [])
+            for cell, col, has_spread in zip(row.cells, table.columns, spread):
+                values = [cell.value] + ([cell.spread] if has_spread else [])
+                values += [cell.reference, _delta(cell, col)] if table.compared else []
                 line += ["" if v is None or (isinstance(v, float) and math.isnan(v)) else
                          _csv_text(v) if isinstance(v, str) else format_value(v, col).replace(",", "")
                          for v in values]

@@ -13,25 +13,26 @@ import contextlib
 import csv
 import io
 import math
-import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from srtbench import checkpoint, data
 from srtbench.config import field, require, to_dict
-from srtbench.defenses import DEFENSES, DefenseParams, at_progress
+from srtbench.defenses import DEFENSES, DefenseParams, Setup, ramp_lambda
+from srtbench.distributed import Dist, all_sum, barrier, gather, init_distributed
 from srtbench.errors import SrtbenchError
-from srtbench.maximizers import build, eval_mode, misclassified
+from srtbench.evaluate import held_out_check
+from srtbench.maximizers import eval_mode
 from srtbench.models import MODELS, create_model
-from srtbench.neighborhoods import Neighborhood, ThreatConfig
+from srtbench.neighborhoods import ThreatConfig
 from srtbench.presets import PRESETS
 from srtbench.progress import progress_bar
 from srtbench.runtime import (
@@ -43,7 +44,6 @@ from srtbench.runtime import (
     device_label,
     exact_fp32,
     notice,
-    resolve_device,
     set_deterministic,
 )
 
@@ -107,79 +107,6 @@ def learning_rate(cfg: TrainConfig, schedule: str, step: int, total: int) -> flo
     return cfg.lr * cfg.gamma**passed
 
 
-# ---------------------------------------------------------------- distributed
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
-    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) → a process group:
-    NCCL with one GPU per process on CUDA, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(), resolve_device(device_name)
-    d = Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
-    device = resolve_device(device_name)
-    if device.type == "cuda":
-        device = torch.device("cuda", d.local_rank)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=d.rank, world_size=world)
-    return d, device
-
-
-def _all_sum(values: torch.Tensor, d: Dist) -> torch.Tensor:
-    """The sum over ranks (NCCL reduces only CUDA tensors: a CPU tensor travels through the current GPU)."""
-    if d.world > 1:
-        on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else values.device
-        moved = values.to(on)
-        dist.all_reduce(moved)
-        values = moved.to(values.device)
-    return values
-
-
-# ---------------------------------------------------------------- the held-out check
-
-
-def check_attack(n: Neighborhood, steps: int):
-    """Quick robustness check, the attack the neighborhood names (`attack_solver`): PGD (uniform start, 2.5·ε/K
-    steps) pixel-wise, GridAdv spatially, in sequence for a compound (PGD+); examples stop once misclassified."""
-    return build(n.attack_solver(steps))
-
-
-def held_out_check(model: nn.Module, images: data.ImageSet, n: Neighborhood, steps: int, seed: int,
-                   device: torch.device, chunk: int = 250) -> tuple[float, float]:
-    """(clean accuracy, robust accuracy) in percent on `images`; its own generator, so it never
-    disturbs the training randomness."""
-    if len(images) == 0:
-        return float("nan"), float("nan")
-    attack, gen = check_attack(n, steps), torch.Generator().manual_seed(seed)
-    clean = robust = 0
-    with eval_mode(model):
-        for lo in range(0, len(images), chunk):
-            x, y = images.batch(torch.arange(lo, min(lo + chunk, len(images))))
-            x, y = x.to(device), y.to(device)
-            with torch.no_grad():
-                clean += (model(x).argmax(1) == y).sum().item()
-            theta = attack(model, n, x, y, _ce, done=misclassified, gen=gen)
-            with torch.no_grad():
-                robust += (model(n.apply(x, theta)).argmax(1) == y).sum().item()
-    return 100.0 * clean / len(images), 100.0 * robust / len(images)
-
-
-def _ce(logits, y):
-    return torch.nn.functional.cross_entropy(logits, y, reduction="none")
-
-
 # ---------------------------------------------------------------- the run
 
 
@@ -238,6 +165,10 @@ class _StopFlag:
             raise KeyboardInterrupt
         self.requested = True
 
+    def request(self) -> None:
+        """Ask for the same clean exit as a signal (the `stop` that `train(on_step=...)` hands out)."""
+        self.requested = True
+
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
@@ -255,27 +186,6 @@ def _set_rng_state(gen: torch.Generator, state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _gather(obj: Any, d: Dist) -> list[Any]:
-    if d.world == 1:
-        return [obj]
-    out: list[Any] = [None] * d.world
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def _load_teacher(path: str | None, run: Run, device: torch.device) -> nn.Module:
-    if not path:
-        raise SrtbenchError(
-            "rst needs a teacher to pseudo-label D_U: pass --teacher CKPT, made first with "
-            f"`srtbench train standard --dataset {run.data.dataset} --n-labeled {run.data.n_labeled} "
-            "--out runs/teacher.pt`"
-        )
-    ckpt = checkpoint.load(path)
-    if ckpt.meta["dataset"] != run.data.dataset:
-        raise SrtbenchError(f"{path}: teacher was trained on {ckpt.meta['dataset']}, not {run.data.dataset}")
-    return ckpt.build_model().to(device).eval()
 
 
 # settings that do not change what a run computes: --resume may change them
@@ -386,7 +296,7 @@ def _check_memory(model: nn.Module, shape: tuple[int, ...], per_rank_batch: int,
             short = (f"a training step needs about {_bytes(need)} ({per_rank_batch} images × "
                      f"{_bytes(2 * per_example)} of activations) but {_bytes(free)} is free on {device}: "
                      "lower --batch-size")
-    if _all_sum(torch.tensor([float(short is not None)]), d).item() > 0:
+    if all_sum(torch.tensor([float(short is not None)]), d).item() > 0:
         raise SrtbenchError(short or "another process lacks the memory for a training step: lower --batch-size")
 
 
@@ -444,6 +354,274 @@ class _SaveClock:
         return by_steps or (self.seconds > 0 and time.perf_counter() - self.time >= self.seconds)
 
 
+@dataclass
+class Totals:
+    """One epoch's sums of the objective's parts on this rank, kept on the training device, so adding a step's
+    values reads nothing back to the host (a GPU sync each): the epoch's end reduces and reads them once."""
+
+    loss: torch.Tensor
+    natural: torch.Tensor
+    robust: torch.Tensor
+    steps: torch.Tensor
+    correct: torch.Tensor
+    count: torch.Tensor
+
+    @classmethod
+    def of(cls, values: torch.Tensor) -> Totals:
+        """From the float64 vector `tensor()` gives (the form resume states keep)."""
+        return cls(*values.to(torch.float64).clone().unbind())
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> Totals:
+        return cls.of(torch.zeros(6, dtype=torch.float64, device=device))
+
+    def tensor(self) -> torch.Tensor:
+        return torch.stack([self.loss, self.natural, self.robust, self.steps, self.correct, self.count])
+
+    def add(self, out: dict[str, torch.Tensor]) -> None:
+        for name in ("loss", "natural", "robust", "correct", "count"):
+            getattr(self, name).add_(out[name].detach().to(torch.float64))
+        self.steps.add_(1)
+
+    def means(self) -> dict[str, float]:
+        steps = max(self.steps.item(), 1.0)
+        return {"loss": self.loss.item() / steps, "natural_loss": self.natural.item() / steps,
+                "robust_loss": self.robust.item() / steps,
+                "train_acc": 100.0 * self.correct.item() / max(self.count.item(), 1.0)}
+
+
+def _held_out_images(run: Run) -> data.ImageSet:
+    """The first `check_size` test images (none when 0)."""
+    cfg, spec = run.train, run.data.spec
+    if not cfg.check_size:
+        return data.ImageSet(torch.zeros(0, *spec.shape, dtype=torch.uint8), torch.zeros(0, dtype=torch.long))
+    test = data.load(run.data.dataset, False, run.data.data_dir, run.data.download)
+    return test.subset(torch.arange(min(cfg.check_size, len(test))))
+
+
+# under torchrun, the ranks agree on a stop request or a due save every this many steps (a collective, a GPU sync)
+VOTE_EVERY = 10
+
+
+class _Training:
+    """One run between SGD steps: its model, optimizer, batch stream and generator, where it is (epoch, batch
+    within it, step, time), its metrics rows and running totals; and how it is saved and restored."""
+
+    def __init__(self, run: Run, sets: tuple, resume: bool, force: bool):
+        self.run = run
+        self.d, self.device = init_distributed(run.train.device)
+        set_deterministic(self.device)
+        self.defense = DEFENSES.get(run.defense)
+        self.neighborhood = run.threat.build()
+        self.params = self.defense.resolve(run.params, run.threat.threat, run.data.dataset, run.threat.epsilon)
+        self.final_path, self.resume_path, self.metrics_path = run.paths
+        self.fingerprint = _fingerprint(run, self.params, self.defense.params)
+        state, self.legacy = _resume_state(run, self.fingerprint, resume, force, self.d.main)
+        self._data(*sets)
+        self._model()
+        self.epoch, self.batch, self.step, self.train_time = 0, 0, 0, 0.0
+        self.rows: list[dict[str, float]] = []
+        self.totals = Totals.zeros(self.device)
+        if state is not None:
+            self._restore(state)
+        self.net: nn.Module = self.model
+        if self.d.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.saver = _SaveClock(self.cfg.save_every, self.cfg.save_every_steps, self.step)
+        self.pace = _PaceCheck(run, self.total, self.d.main and self.device.type == "cpu"
+                               and not torch.cuda.is_available() and not (run.preset or "").endswith("-cpu"))
+
+    def _data(self, labeled: data.ImageSet | None, unlabeled: data.UnlabeledSet | None,
+              check: data.ImageSet | None) -> None:
+        """The sets (the run's, unless given), the batch size that fits them, the defense's own preparation and
+        the batch stream: D_L and D_U in proportion (Section 4) unless the defense fixes its split."""
+        run, d = self.run, self.d
+        if labeled is None:
+            labeled, loaded = data.load_split(run.data)
+            unlabeled = loaded if unlabeled is None else unlabeled
+        if not self.defense.uses_unlabeled:
+            unlabeled = None
+        self.check = check if check is not None else _held_out_images(run)
+        n_unlabeled = len(unlabeled) if unlabeled is not None else 0
+        self.cfg = _fit_batch_size(run.train, len(labeled) + n_unlabeled, d.world, d.main)
+        setup = Setup(self.params, run.data, self.device, self.cfg.batch_size, n_unlabeled > 0)
+        self.defense.prepare(setup)
+        split = {}
+        if setup.unlabeled_per_batch is not None:
+            split = {"labeled_per_batch": self.cfg.batch_size - setup.unlabeled_per_batch,
+                     "unlabeled_per_batch": setup.unlabeled_per_batch}
+        self.batches = data.ProportionalBatches(labeled, unlabeled, self.cfg.batch_size, self.cfg.seed,
+                                                run.data.spec.augment, d.rank, d.world, **split)
+        self.total = self.cfg.iterations or self.cfg.epochs * len(self.batches)
+        self.n_epochs = math.ceil(self.total / len(self.batches))
+        self.schedule = self.cfg.schedule or self.defense.schedule
+
+    def _model(self) -> None:
+        """Identical initial weights on every rank, then per-rank randomness (dropout masks, inner maximizers)."""
+        cfg, spec, d, device = self.cfg, self.run.data.spec, self.d, self.device
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model, spec.shape, spec.num_classes, spec.mean, spec.std).to(device)
+        _check_memory(model, spec.shape, cfg.batch_size // d.world, device, d)
+        cuda = device.type == "cuda"
+        if not cfg.amp:
+            exact_fp32(device)
+        self.channels_last = cuda and cfg.channels_last
+        self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        self.gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 17 + d.rank)
+        torch.manual_seed(cfg.seed + 7_919 * d.rank)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.amp else contextlib.nullcontext()
+
+    def _restore(self, state: checkpoint.Checkpoint) -> None:
+        r = state.resume
+        self.model.load_state_dict(state.state_dict)
+        self.optimizer.load_state_dict(r["optimizer"])
+        if len(r["rng"]) != self.d.world:
+            raise SrtbenchError(f"{self.resume_path}: saved by {len(r['rng'])} processes; resume with as many")
+        _set_rng_state(self.gen, r["rng"][self.d.rank])
+        self.epoch, self.batch, self.step = r["epoch"], r["batch"], r["step"]
+        self.train_time, self.rows = r["train_time_s"], list(r["rows"])
+        self.totals = Totals.of(r["acc"][self.d.rank].to(self.device))
+        if r.get("finished"):
+            self.epoch = self.n_epochs
+
+    def meta(self, metrics: dict[str, float], finished: bool, time_s: float) -> dict[str, Any]:
+        run, cfg, total = self.run, self.cfg, self.total
+        return {
+            **checkpoint.model_meta(cfg.model, run.data.spec),
+            "label": run.label or self.defense.label(self.params, run.threat.threat), "defense": run.defense,
+            "defense_params": self.params.as_dict(self.defense.params), "threat": to_dict(run.threat),
+            "train": {**to_dict(cfg), "schedule": self.schedule, "total_steps": total}, "data": to_dict(run.data),
+            "seed": cfg.seed, "epoch": len(self.rows), "step": self.step, "metrics": metrics, "train_time_s": time_s,
+            "preset": run.preset, "finished": finished, "world_size": self.d.world,
+            "device": device_label(self.device),
+            "lr_curve": [[s, learning_rate(cfg, self.schedule, s, total)]
+                         for s in sorted({round(i * (total - 1) / 99) for i in range(100)})],
+            "command": command_line(),
+        }
+
+    def save_resume(self, finished: bool = False, time_s: float | None = None) -> None:
+        """The resume state (every rank's generator and totals, gathered), written by rank 0."""
+        time_s = self.train_time if time_s is None else time_s
+        rngs = gather(_rng_state(self.gen), self.d)
+        totals = gather(self.totals.tensor().cpu(), self.d)
+        self.saver.saved(self.step)
+        if not self.d.main:
+            return
+        last = {k: self.rows[-1][k] for k in ("clean_acc", "robust_acc")} if self.rows else {}
+        checkpoint.save(self.resume_path, self.model, self.meta(last, finished, time_s), resume={
+            "epoch": self.epoch, "batch": self.batch, "step": self.step, "optimizer": self.optimizer.state_dict(),
+            "rng": rngs, "acc": totals, "rows": self.rows, "train_time_s": time_s, "finished": finished,
+            "fingerprint": _jsonable(self.fingerprint),
+        })
+        if self.legacy is not None and self.legacy.exists():
+            self.legacy.unlink()  # continued from NAME.last.pt: NAME.resume now holds more
+
+    def sgd_step(self, batch: data.Batch) -> dict[str, torch.Tensor]:
+        lr = learning_rate(self.cfg, self.schedule, self.step, self.total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = batch.to(self.device)
+        if self.channels_last:
+            batch = _channels_last(batch)
+        self.net.train()
+        with self.autocast:
+            params = ramp_lambda(self.params, self.step / self.total)
+            out = self.defense.objective(self.net, batch, self.neighborhood, params, self.gen)
+        self.optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        self.optimizer.step()
+        self.step, self.batch = self.step + 1, self.batch + 1
+        self.totals.add(out)
+        return out
+
+    def vote(self, flag: _StopFlag) -> tuple[bool, bool]:
+        """(stop now, save now): a stop request or a due save on any rank holds for all."""
+        local = (flag.requested, self.saver.due(self.step))
+        if self.d.world == 1:
+            return local
+        if self.step % VOTE_EVERY:
+            return False, False
+        asked = all_sum(torch.tensor([float(v) for v in local]), self.d)
+        return bool(asked[0] > 0), bool(asked[1] > 0)
+
+    def run_epoch(self, flag: _StopFlag, show: Callable, on_step: Callable | None) -> bool:
+        """The epoch from where the run stands; False when a stop request ended the run early (state saved)."""
+        start = time.perf_counter()
+        for batch in self.batches.epoch(self.epoch, start=self.batch):
+            if self.step >= self.total:
+                break
+            out = self.sgd_step(batch)
+            show(self, out)
+            self.pace.step(self.step)
+            if on_step is not None:
+                on_step(self.step, flag.request)
+            stop, save = self.vote(flag)
+            mid_epoch = self.step < self.total and self.batch < len(self.batches)  # an epoch's end saves anyway
+            if stop and mid_epoch:
+                self.train_time += time.perf_counter() - start
+                self.save_resume()
+                return False
+            if save and mid_epoch:
+                self.save_resume(time_s=self.train_time + time.perf_counter() - start)
+        self.train_time += time.perf_counter() - start
+        last = self.end_epoch(time.perf_counter() - start)
+        return last or not flag.requested
+
+    def end_epoch(self, epoch_time: float) -> bool:
+        """The epoch's metrics row (the held-out check when due), the metrics CSV and the resume state; whether
+        this was the run's last epoch."""
+        totals = Totals.of(all_sum(self.totals.tensor(), self.d))
+        last = self.epoch + 1 == self.n_epochs or self.step >= self.total
+        clean_acc = robust_acc = float("nan")
+        if self.d.main and ((self.epoch + 1) % self.cfg.check_every == 0 or last):
+            with self.autocast:
+                clean_acc, robust_acc = held_out_check(self.model, self.check, self.neighborhood,
+                                                       self.cfg.check_steps, self.cfg.seed, self.device)
+        self.rows.append({"epoch": self.epoch + 1, "step": self.step,
+                          "lr": learning_rate(self.cfg, self.schedule, self.step - 1, self.total), **totals.means(),
+                          "clean_acc": clean_acc, "robust_acc": robust_acc, "epoch_time_s": epoch_time,
+                          "total_time_s": self.train_time})
+        self.epoch, self.batch = self.epoch + 1, 0
+        self.totals = Totals.zeros(self.device)
+        if self.d.main:
+            _write_metrics(self.metrics_path, self.rows)
+        self.save_resume(finished=last)
+        barrier(self.d)
+        return last
+
+    def finish(self) -> TrainResult:
+        """The final checkpoint (its metrics: the last held-out check) beside the metrics CSV."""
+        if self.d.main:
+            final = self.rows[-1] if self.rows else {}
+            metrics = {k: final.get(k, float("nan")) for k in ("clean_acc", "robust_acc")}
+            checkpoint.save(self.final_path, self.model, self.meta(metrics, True, self.train_time))
+            if not self.metrics_path.exists():
+                _write_metrics(self.metrics_path, self.rows)
+            if self.legacy is not None and self.legacy.exists():
+                self.legacy.unlink()
+        barrier(self.d)
+        return TrainResult(self.final_path, self.resume_path, self.rows, False, self.train_time)
+
+
+def _shower(bar, task) -> Callable:
+    """The progress line's update after each step: the step count always, the loss once a second (reading it
+    back is a device sync)."""
+    shown = {"at": 0.0}
+
+    def show(t: _Training, out: dict[str, torch.Tensor]) -> None:
+        now = time.perf_counter()
+        if now - shown["at"] < 1.0 and t.step < t.total:
+            bar.update(task, completed=t.step)
+            return
+        shown["at"] = now
+        bar.update(task, completed=t.step, info=f"epoch {t.epoch + 1}/{t.n_epochs} loss {out['loss'].item():.3f}")
+
+    return show
+
+
 def train(
     run: Run,
     *,
@@ -465,202 +643,12 @@ def train(
     a kill -9 loses at most that much.  Resuming replays the interrupted epoch from its next batch with the
     saved random states, so on CPU the result equals the uninterrupted run's bit for bit.
     """
-    cfg = run.train
-    d, device = init_distributed(cfg.device)
-    set_deterministic(device)
-    defense = DEFENSES.get(run.defense)
-    neighborhood = run.threat.build()
-    params = defense.resolve(run.params, run.threat.threat, run.data.dataset, run.threat.epsilon)
-    final_path, last_path, metrics_path = run.paths
-    spec = run.data.spec
-    fingerprint = _fingerprint(run, params, defense.params)
-
-    state, legacy = _resume_state(run, fingerprint, resume, force, d.main)
-
-    if "teacher" in defense.params:
-        params.attach_teacher(_load_teacher(params.teacher, run, device))
-
-    if labeled is None:
-        labeled, loaded_unlabeled = data.load_split(run.data)
-        unlabeled = loaded_unlabeled if unlabeled is None else unlabeled
-    if not defense.uses_unlabeled:
-        unlabeled = None
-    if check is None and cfg.check_size:
-        test = data.load(run.data.dataset, False, run.data.data_dir, run.data.download)
-        check = test.subset(torch.arange(min(cfg.check_size, len(test))))
-    check = check if check is not None else data.ImageSet(torch.zeros(0, *spec.shape, dtype=torch.uint8),
-                                                          torch.zeros(0, dtype=torch.long))
-
-    cfg = _fit_batch_size(cfg, len(labeled) + (len(unlabeled) if unlabeled is not None else 0), d.world, d.main)
-    per_batch = {}
-    if "unlabeled_fraction" in defense.params and unlabeled is not None and len(unlabeled):
-        b_u = round(cfg.batch_size * params.unlabeled_fraction)
-        per_batch = {"labeled_per_batch": cfg.batch_size - b_u, "unlabeled_per_batch": b_u}
-    batches = data.ProportionalBatches(labeled, unlabeled, cfg.batch_size, cfg.seed, spec.augment, d.rank, d.world,
-                                       **per_batch)
-    total = cfg.iterations or cfg.epochs * len(batches)
-    n_epochs = math.ceil(total / len(batches))
-    schedule = cfg.schedule or defense.schedule
-
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = create_model(cfg.model, spec.shape, spec.num_classes, spec.mean, spec.std).to(device)
-    _check_memory(model, spec.shape, cfg.batch_size // d.world, device, d)
-    cuda = device.type == "cuda"
-    if not cfg.amp:
-        exact_fp32(device)
-    if cuda and cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 17 + d.rank)
-    torch.manual_seed(cfg.seed + 7_919 * d.rank)  # dropout masks differ per rank, as their examples do
-
-    epoch, start_batch, step, train_time = 0, 0, 0, 0.0
-    rows: list[dict[str, float]] = []
-    acc = torch.zeros(6, dtype=torch.float64)  # loss, natural, robust, steps, correct, count
-    if state is not None:
-        r = state.resume
-        model.load_state_dict(state.state_dict)
-        optimizer.load_state_dict(r["optimizer"])
-        if len(r["rng"]) != d.world:
-            raise SrtbenchError(f"{last_path}: saved by {len(r['rng'])} processes; resume with as many")
-        _set_rng_state(gen, r["rng"][d.rank])
-        epoch, start_batch, step = r["epoch"], r["batch"], r["step"]
-        train_time, rows, acc = r["train_time_s"], list(r["rows"]), r["acc"][d.rank].clone()
-        if r.get("finished"):
-            epoch = n_epochs
-    net: nn.Module = model
-    if d.world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-
-    def meta(metrics: dict[str, float], finished: bool, time_s: float) -> dict[str, Any]:
-        return {
-            **checkpoint.model_meta(cfg.model, spec),
-            "label": run.label or defense.label(params, run.threat.threat),
-            "defense": run.defense,
-            "defense_params": params.as_dict(defense.params),
-            "threat": to_dict(run.threat),
-            "train": {**to_dict(cfg), "schedule": schedule, "total_steps": total},
-            "data": to_dict(run.data),
-            "seed": cfg.seed,
-            "epoch": len(rows),
-            "step": step,
-            "metrics": metrics,
-            "train_time_s": time_s,
-            "preset": run.preset,
-            "finished": finished,
-            "world_size": d.world,
-            "device": device_label(device),
-            "lr_curve": [[s, learning_rate(cfg, schedule, s, total)]
-                         for s in sorted({round(i * (total - 1) / 99) for i in range(100)})],
-            "command": command_line(),
-        }
-
-    def save_last(finished: bool = False, time_s: float | None = None) -> None:
-        time_s = train_time if time_s is None else time_s
-        rngs = _gather(_rng_state(gen), d)
-        accs = _gather(acc.clone(), d)
-        saver.saved(step)
-        if not d.main:
-            return
-        last_metrics = {k: rows[-1][k] for k in ("clean_acc", "robust_acc")} if rows else {}
-        checkpoint.save(last_path, model, meta(last_metrics, finished, time_s), resume={
-            "epoch": epoch, "batch": start_batch, "step": step, "optimizer": optimizer.state_dict(),
-            "rng": rngs, "acc": accs, "rows": rows, "train_time_s": time_s, "finished": finished,
-            "fingerprint": _jsonable(fingerprint),
-        })
-        if legacy is not None and legacy.exists():
-            legacy.unlink()  # continued from NAME.last.pt: NAME.resume now holds more
-
-    saver = _SaveClock(cfg.save_every, cfg.save_every_steps, step)
-    pace = _PaceCheck(run, total, d.main and device.type == "cpu" and not torch.cuda.is_available()
-                      and not (run.preset or "").endswith("-cpu"))
-
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.amp else contextlib.nullcontext()
-    interrupted = False
-    bar = progress_bar(disable=not (progress and d.main))
-    with _StopFlag() as flag, bar:
-        task = bar.add_task(f"{run.defense} {run.threat.threat}", total=total, completed=step, info="")
-        stop_request = {"asked": False}
-
-        def stop():
-            stop_request["asked"] = True
-
-        while epoch < n_epochs and step < total:
-            epoch_start = time.perf_counter()
-            for batch in batches.epoch(epoch, start=start_batch):
-                if step >= total:
-                    break
-                lr = learning_rate(cfg, schedule, step, total)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                batch = batch.to(device)
-                if cuda and cfg.channels_last:
-                    batch = _channels_last(batch)
-                net.train()
-                with autocast:
-                    out = defense.objective(net, batch, neighborhood, at_progress(params, step / total), gen)
-                optimizer.zero_grad(set_to_none=True)
-                out["loss"].backward()
-                optimizer.step()
-                step, start_batch = step + 1, start_batch + 1
-                acc += torch.tensor([out["loss"].item(), out["natural"].item(), out["robust"].item(), 1.0,
-                                     out["correct"].item(), out["count"].item()], dtype=torch.float64)
-                bar.update(task, completed=step, info=f"epoch {epoch + 1}/{n_epochs} loss {out['loss'].item():.3f}")
-                pace.step(step)
-                if on_step is not None:
-                    on_step(step, stop)
-                # any rank's stop request or due save (its clock is its own) holds for all
-                asked = _all_sum(torch.tensor([float(flag.requested or stop_request["asked"]),
-                                               float(saver.due(step))]), d)
-                mid_epoch = step < total and start_batch < len(batches)  # the epoch's end saves anyway
-                if asked[0] > 0 and mid_epoch:
-                    train_time += time.perf_counter() - epoch_start
-                    save_last()
-                    interrupted = True
-                    break
-                if asked[1] > 0 and mid_epoch:
-                    save_last(time_s=train_time + time.perf_counter() - epoch_start)
-            if interrupted:
-                break
-            train_time += time.perf_counter() - epoch_start
-            epoch_time = time.perf_counter() - epoch_start
-            totals = _all_sum(acc.clone(), d)
-            clean_acc = robust_acc = float("nan")
-            last_epoch = epoch + 1 == n_epochs or step >= total
-            if d.main and ((epoch + 1) % cfg.check_every == 0 or last_epoch):
-                with autocast:
-                    clean_acc, robust_acc = held_out_check(model, check, neighborhood, cfg.check_steps, cfg.seed,
-                                                           device)
-            n_steps = max(totals[3].item(), 1.0)
-            rows.append({
-                "epoch": epoch + 1, "step": step, "lr": learning_rate(cfg, schedule, step - 1, total),
-                "loss": totals[0].item() / n_steps, "natural_loss": totals[1].item() / n_steps,
-                "robust_loss": totals[2].item() / n_steps,
-                "train_acc": 100.0 * totals[4].item() / max(totals[5].item(), 1.0),
-                "clean_acc": clean_acc, "robust_acc": robust_acc,
-                "epoch_time_s": epoch_time, "total_time_s": train_time,
-            })
-            epoch, start_batch = epoch + 1, 0
-            acc.zero_()
-            if d.main:
-                _write_metrics(metrics_path, rows)
-            save_last(finished=last_epoch)
-            if d.world > 1:
-                dist.barrier()
-            if flag.requested or stop_request["asked"]:
-                interrupted = not last_epoch
-                break
-
-    if interrupted:
-        return TrainResult(None, last_path, rows, True, train_time)
-    if d.main:
-        final = rows[-1] if rows else {}
-        checkpoint.save(final_path, model, meta({k: final.get(k, float("nan")) for k in ("clean_acc", "robust_acc")},
-                                                True, train_time))
-        if not metrics_path.exists():
-            _write_metrics(metrics_path, rows)
-        if legacy is not None and legacy.exists():
-            legacy.unlink()
-    if d.world > 1:
-        dist.barrier()
-    return TrainResult(final_path, last_path, rows, False, train_time)
+    t = _Training(run, (labeled, unlabeled, check), resume, force)
+    shown = progress and t.d.main
+    with _StopFlag() as flag, progress_bar(disable=not shown) as bar:
+        task = bar.add_task(f"{run.defense} {run.threat.threat}", total=t.total, completed=t.step, info="")
+        show = _shower(bar, task) if shown else (lambda *_: None)
+        while t.epoch < t.n_epochs and t.step < t.total:
+            if not t.run_epoch(flag, show, on_step):
+                return TrainResult(None, t.resume_path, t.rows, True, t.train_time)
+    return t.finish()

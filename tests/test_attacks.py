@@ -9,8 +9,8 @@ import torch
 
 from srtbench.attacks import (
     ATTACKS,
-    FAMILIES,
-    THREAT_NEIGHBORHOOD,
+    NORMS,
+    attack_defaults,
     attack_info,
     build,
     header,
@@ -19,6 +19,7 @@ from srtbench.attacks import (
     rank,
     split_specs,
 )
+from srtbench.data import DATASETS
 from srtbench.errors import SrtbenchError
 from srtbench.neighborhoods import NEIGHBORHOODS, Spatial
 
@@ -27,7 +28,7 @@ DATASET = "fashion-mnist"
 # each attack's quick settings (AttackInfo.quick) run the whole battery in seconds; defaults: test_defaults_*
 QUICK = {name: f"{name}[{attack_info(name).quick}]" if attack_info(name).quick else name for name in ATTACKS}
 SLOW_IMAGES = 8  # slow attacks (AttackInfo.slow): a few images show the property as well
-POINTWISE_IMAGES = 4  # point-wise[library=foolbox] queries one input value at a time (~1 image/s on a CPU)
+POINTWISE_IMAGES = 4  # point-wise runs ~10 images/s on a CPU (library=foolbox ~2)
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,9 @@ def test_every_attack_carries_all_its_facts(name):
     info = attack_info(name)
     assert info.header and info.source and isinstance(info.order, int)
     assert isinstance(info.slow, bool) and isinstance(info.white_box, bool)
-    assert set(info.defaults) == set(FAMILIES)
-    assert all(set(info.budget) <= set(settings) for settings in info.defaults.values())
-    assert info.threat in THREAT_NEIGHBORHOOD
+    for dataset in DATASETS.names():  # every registered dataset gets every setting, budgets included
+        assert set(info.budget) <= set(attack_defaults(name, dataset))
+    assert info.threat in NEIGHBORHOODS and info.norm in NORMS
     for other in info.must_beat + info.covers:
         assert other in ATTACKS and other != name
     assert parse(QUICK[name], DATASET)[0] == name
@@ -74,11 +75,11 @@ def test_attack_lowers_accuracy_and_respects_its_budget(name, trained_cnn, batch
     assert ((adv == y) & clean_correct).sum() < clean_correct.sum(), "the attack broke nothing"
     assert out.inside.all() and out.x_adv.min() >= 0 and out.x_adv.max() <= 1
     delta = (out.x_adv - x).flatten(1)
-    if atk.threat == "linf":
+    if atk.threat == "pixel linf":
         assert delta.abs().amax(1).max() <= atk.budget["epsilon"] + 1e-5
     if atk.minimum_norm:
         broken = adv != pred
-        d = delta.norm(dim=1) if atk.threat == "l2" else (delta.abs() > 1e-6).sum(1).float()
+        d = delta.norm(dim=1) if atk.threat == "pixel l2" else (delta.abs() > 1e-6).sum(1).float()
         assert torch.allclose(out.distance[broken], d[broken], rtol=1e-4, atol=1e-4)
         assert (out.distance[broken] <= atk.budget["epsilon"] + 1e-5).all()
     if name == "jsma":  # at most ceil(γ·n/2) pairs of features changed
@@ -130,12 +131,13 @@ def test_gridadv_finds_every_misclassification_of_a_brute_force_loop(trained_cnn
     assert brute.any() and torch.equal(found, brute)
 
 
-def test_jsma_is_torchattacks_jsma_batched(trained_cnn, test_batch):
+@pytest.mark.parametrize("gamma", [0.05, 0.1])  # 0.1: torchattacks' default
+def test_jsma_is_torchattacks_jsma_batched(gamma, trained_cnn, test_batch):
     import torchattacks
 
     x, y = test_batch[0][:2], test_batch[1][:2]
-    reference = torchattacks.JSMA(trained_cnn, theta=1.0, gamma=0.05)(x, y)
-    ours = build("jsma[gamma=0.05]", DATASET)(trained_cnn, x, y).x_adv
+    reference = torchattacks.JSMA(trained_cnn, theta=1.0, gamma=gamma)(x, y)
+    ours = build(f"jsma[gamma={gamma}]", DATASET)(trained_cnn, x, y).x_adv
     assert torch.allclose(ours, reference, atol=1e-6)
 
 
@@ -288,14 +290,16 @@ class _Brightness(torch.nn.Module):
         return torch.stack([-score, score], 1)
 
 
-def test_pointwise_leaves_examples_without_an_adversarial_start_unbroken():
+@pytest.mark.parametrize("library", ["native", "foolbox"])
+def test_pointwise_leaves_examples_without_an_adversarial_start_unbroken(library):
     """foolbox's PointwiseAttack asserts every start is adversarial; on robust models the salt-and-pepper start
     search fails for some images, which used to abort the whole evaluation."""
     x = torch.cat([torch.full((3, 1, 8, 8), 0.95), torch.full((3, 1, 8, 8), 0.05)])
     model = _Brightness()
     target = model(x).argmax(1)
     assert target.tolist() == [1, 1, 1, 0, 0, 0]
-    out = build("pointwise[init_steps=200]", DATASET)(model, x, target, torch.Generator().manual_seed(0))
+    out = build(f"pointwise[init_steps=20,library={library}]", DATASET)(model, x, target,
+                                                                       torch.Generator().manual_seed(0))
     broken = model(out.x_adv).argmax(1) != target
     assert broken[:3].all() and not broken[3:].any()
     assert torch.equal(out.x_adv[3:], x[3:]) and torch.isinf(out.distance[3:]).all()
@@ -360,7 +364,7 @@ def test_native_pointwise_draws_per_example(trained_cnn, batch):
 
 
 def test_pointwise_library_is_a_recorded_setting():
-    native, theirs = build("pointwise[library=native]", DATASET), build("pointwise", DATASET)
+    native, theirs = build("pointwise", DATASET), build("pointwise[library=foolbox]", DATASET)
     assert native.params["library"] == "native" and theirs.params["library"] == "foolbox"
     assert theirs.batch_dependent and native.run_key != theirs.run_key
     with pytest.raises(SrtbenchError, match="library"):
@@ -368,17 +372,19 @@ def test_pointwise_library_is_a_recorded_setting():
 
 
 def test_native_pointwise_is_as_strong_as_foolbox(trained_cnn, batch):
-    """Same images, same start budget: equal success and a median ℓ0 no larger than foolbox's plus 25% (both are
-    random local searches: on 8 images the median of either moves by a few values from seed to seed)."""
+    """Same images, same start budget: native succeeds wherever foolbox does and changes no more input values in
+    all where both succeed (both are random local searches: per image either may win by a few values, and the
+    median of 8 moves by half of them from seed to seed)."""
     x, _, pred = batch
     x, pred = x[:8], pred[:8]
     out = {lib: build(f"pointwise[init_steps=200,library={lib}]", DATASET)(trained_cnn, x, pred,
                                                                           torch.Generator().manual_seed(0))
            for lib in ("native", "foolbox")}
     found = {lib: torch.isfinite(o.distance) for lib, o in out.items()}
-    assert found["native"].sum() >= found["foolbox"].sum()
-    ours, theirs = (out[lib].distance[found[lib]].median().item() for lib in ("native", "foolbox"))
-    assert ours <= 1.25 * theirs + 1, (ours, theirs)
+    assert (found["native"] | ~found["foolbox"]).all()
+    both = found["native"] & found["foolbox"]
+    ours, theirs = (out[lib].distance[both].sum().item() for lib in ("native", "foolbox"))
+    assert ours <= theirs, (ours, theirs)
 
 
 def test_any_registered_threat_sets_its_budgets_from_the_checkpoint():
@@ -392,3 +398,27 @@ def test_any_registered_threat_sets_its_budgets_from_the_checkpoint():
     assert build("gridadv", "fashion-mnist", trained=chained).budget_source["rotation"] == "dataset"
     assert build("color-pgd", "fashion-mnist", trained=chained).budget_source == {
         "brightness": "dataset", "contrast": "dataset"}
+
+
+def test_a_new_dataset_declares_its_budgets_once_and_every_attack_follows(monkeypatch):
+    """CONTRIBUTING's dataset recipe: one DatasetSpec with its AttackBudgets, no attack edited."""
+    import dataclasses
+
+    from srtbench.data import AttackBudgets
+
+    spec = dataclasses.replace(DATASETS.get("cifar10"), name="svhn", budgets=AttackBudgets(
+        0.02, 7, 0.004, 0.3, "a test", settings={"cw-l2": {"initial_const": 0.5}}))
+    monkeypatch.setitem(DATASETS._items, "svhn", spec)
+    monkeypatch.setitem(DATASETS._meta, "svhn", {})
+    assert attack_defaults("pgd", "svhn") == dict(epsilon=0.02, steps=7, step_size=0.004, start="uniform")
+    assert attack_defaults("fgsm", "svhn") == dict(epsilon=0.02)
+    assert attack_defaults("autoattack", "svhn")["epsilon"] == 0.02
+    assert attack_defaults("ddn", "svhn")["epsilon"] == 0.3
+    assert attack_defaults("cw-l2", "svhn")["initial_const"] == 0.5
+    assert attack_defaults("pointwise", "svhn")["epsilon"] == 3 * 32 * 32
+    assert build("pgd", "svhn").budget == {"epsilon": 0.02}
+
+    bad = dataclasses.replace(spec, budgets=dataclasses.replace(spec.budgets, settings={"pgd": {"stepz": 1}}))
+    monkeypatch.setitem(DATASETS._items, "svhn", bad)
+    with pytest.raises(SrtbenchError, match=r"sets pgd\[stepz\]"):
+        attack_defaults("pgd", "svhn")

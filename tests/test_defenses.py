@@ -260,11 +260,11 @@ def test_negative_lambda_is_rejected():
 
 def test_lambda_warmup_ramps_lambda_linearly_and_defaults_to_the_paper(net, batch):
     paper = params("srt", lam=0.8)
-    assert paper.lambda_warmup == 0 and defenses.at_progress(paper, 0.0) is paper  # the paper: no ramp
+    assert paper.lambda_warmup == 0 and defenses.ramp_lambda(paper, 0.0) is paper  # the paper: no ramp
     ramped = params("srt", lam=0.8, lambda_warmup=0.5)
-    assert [defenses.at_progress(ramped, t).lam for t in (0.0, 0.25, 0.5, 0.9)] == pytest.approx([0, 0.4, 0.8, 0.8])
+    assert [defenses.ramp_lambda(ramped, t).lam for t in (0.0, 0.25, 0.5, 0.9)] == pytest.approx([0, 0.4, 0.8, 0.8])
     # the objective at a quarter of the warm-up is Eq. (9) with λ/2: natural + (λ/2)·robust
-    out = DEFENSES.get("srt").objective(net, batch, PIXEL, defenses.at_progress(ramped, 0.25),
+    out = DEFENSES.get("srt").objective(net, batch, PIXEL, defenses.ramp_lambda(ramped, 0.25),
                                         torch.Generator().manual_seed(0))
     assert out["loss"].item() == pytest.approx(out["natural"].item() + 0.4 * out["robust"].item(), rel=1e-6)
     with pytest.raises(SrtbenchError, match="--lambda-warmup must be in"):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from srtbench import checkpoint, data, evaluate, results
+from srtbench import checkpoint, data, evaluate, outcomes, results
 from srtbench.cli import main
 
 FAST = "fgsm[epsilon=0.1],gridadv.t"
@@ -65,6 +65,23 @@ def test_rows_follow_the_schema_with_per_example_side_files(ckpt, tmp_path, fmni
     assert sound | {"gradient_masking"} <= set(flags)
     assert all(flags[name]["status"] == "PASS" for name in sound), flags
     assert "worst case per example" in res.output and "R_rob" in res.output
+
+
+def test_a_row_records_the_training_behind_its_checkpoint(trained_cnn, tmp_path):
+    """Tables and plots read training time, |D_L|, |D_U|, seed, preset and trained budget from the row alone."""
+    path = tmp_path / "srt.pt"
+    meta = {**checkpoint.model_meta("small-cnn", data.DATASETS.get("fashion-mnist")), "label": "SRT", "defense": "srt",
+            "threat": {"threat": "pixel", "norm": "linf", "epsilon": 0.05, "rotation": 30.0, "translation": 3.0},
+            "data": {"dataset": "fashion-mnist", "n_labeled": 1000, "n_unlabeled": None}, "seed": 3,
+            "preset": "fmnist-pixel-cpu", "train_time_s": 12.5}
+    checkpoint.save(path, trained_cnn, meta)
+    res = run("evaluate", path, "--attacks", "fgsm", "--n", 8, "--no-sanity", "--device", "cpu", "--out",
+              tmp_path / "r.csv")
+    assert res.exit_code == 0, res.output
+    path.unlink()  # the row alone
+    row = results.read(tmp_path / "r.csv").iloc[0]
+    assert (row.n_labeled, row.n_unlabeled, row.train_seed, row.preset) == (1000, 59000, 3, "fmnist-pixel-cpu")
+    assert row.train_time_s == 12.5 and json.loads(row.train_budget) == {"norm": "linf", "epsilon": 0.05}
 
 
 def test_a_checkpoint_is_attacked_at_the_budget_it_was_trained_against(trained_cnn, tmp_path):
@@ -160,28 +177,38 @@ def test_rerun_adds_no_rows_and_force_recomputes(ckpt, tmp_path):
     assert (first.iloc[-1].attack, forced.iloc[-1].attack, forced.iloc[-1].fraction) == ("gridadv.t", "fgsm", 1.0)
 
 
-def test_an_interrupted_evaluation_leaves_a_readable_file(ckpt, tmp_path, monkeypatch):
+def test_an_interrupted_evaluation_resumes_from_its_side_files_and_writes_the_csv_once(ckpt, tmp_path, monkeypatch):
     out = tmp_path / "r.csv"
-    calls = {"n": 0}
-    real = evaluate.run_attack
+    calls = {"n": 0, "append": 0}
+    real, real_append = evaluate.run_attack, results.append
 
     def dies_on_second_attack(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:  # the first attack has written its row
+        if calls["n"] == 2:  # the first attack has written its side file
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluate, "run_attack", dies_on_second_attack)
     res = run("evaluate", ckpt, "--attacks", FAST, "--n", 16, "--device", "cpu", "--out", out, "--no-sanity")
     assert res.exit_code == 130
+    assert not out.exists()  # no row without its cross-row flags
+    assert len(list(tmp_path.rglob("*fgsm*.pt"))) == 1 and not [p for p in tmp_path.rglob(".*tmp")]
+
+    def counted(*args, **kwargs):
+        calls["append"] += 1
+        return real_append(*args, **kwargs)
+
+    monkeypatch.setattr(results, "append", counted)
+    res = run("evaluate", ckpt, "--attacks", FAST, "--n", 16, "--device", "cpu", "--out", out, "--no-sanity")
+    assert res.exit_code == 0, res.output
+    assert calls["n"] == 3 and calls["append"] == 1  # fgsm came from its side file; one write for both rows
     df = results.read(out)
-    assert list(df.attack) == ["fgsm"]
-    assert not [p for p in tmp_path.rglob(".*tmp")]
+    assert list(df.attack) == ["fgsm", "gridadv.t"] and df.robust_acc.notna().all()
 
 
 def _examples(clean, adv, label):
     n = len(label)
-    return evaluate.Examples(torch.arange(n), torch.tensor(label), torch.tensor(clean), torch.tensor(adv),
+    return outcomes.Examples(torch.arange(n), torch.tensor(label), torch.tensor(clean), torch.tensor(adv),
                              torch.full((n,), math.nan))
 
 
@@ -189,15 +216,15 @@ def test_worst_case_is_taken_per_example_not_as_min_of_means():
     label = [0, 0, 0, 0]
     a = _examples([0, 0, 0, 1], [1, 0, 0, 1], label)  # breaks example 0
     b = _examples([0, 0, 0, 1], [0, 1, 0, 1], label)  # breaks example 1
-    worst = evaluate.worst_case([a, b])
-    assert evaluate.accuracy(a.adv_correct) == evaluate.accuracy(b.adv_correct) == 50.0
-    assert evaluate.accuracy(worst.adv_correct) == 25.0  # only example 2 survives both
+    worst = outcomes.worst_case([a, b])
+    assert outcomes.accuracy(a.adv_correct) == outcomes.accuracy(b.adv_correct) == 50.0
+    assert outcomes.accuracy(worst.adv_correct) == 25.0  # only example 2 survives both
 
 
 def test_risks_of_definition_2_satisfy_lemma_1():
     # example 3 is misclassified; the attack moves it away from its prediction, even onto the label
     ex = _examples([0, 1, 2, 5], [0, 7, 2, 3], [0, 1, 2, 3])
-    r = evaluate.risks(ex)
+    r = outcomes.risks(ex)
     assert r == {"R_stand": 25.0, "R_rob": 50.0, "R_adv": 50.0}
     stand, rob = ~ex.clean_correct, ex.broken
     assert torch.equal(~ex.adv_correct, stand | (~stand & rob))  # Eq. (5) per example

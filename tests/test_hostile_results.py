@@ -245,7 +245,9 @@ def test_a_note_that_starts_like_markdown_stays_a_paragraph():
 # ---------------------------------------------------------------- results CSVs read with a schema
 
 GOOD_ROW = {"checkpoint": "runs/at.pt", "checkpoint_sha256": "ab" * 32, "label": "AT", "defense": "at",
-            "defense_params": "{}", "train_threat": "pixel", "model": "small-cnn", "dataset": "fashion-mnist",
+            "defense_params": "{}", "train_threat": "pixel", "train_budget": '{"epsilon":0.1,"norm":"linf"}',
+            "train_seed": "0", "n_labeled": "10000", "n_unlabeled": "50000", "preset": "fmnist-pixel-cpu",
+            "train_time_s": "172.3", "model": "small-cnn", "dataset": "fashion-mnist",
             "split": "test", "attack": "fgsm", "attack_params": '{"epsilon":0.1}', "fraction": "1.0",
             "budget": '{"epsilon":0.1}', "budget_source": '{"epsilon":"checkpoint"}', "n": "1000", "seed": "0",
             "clean_acc": "72.0", "robust_acc": "63.4", "robust_ci_low": "0.86", "robust_ci_high": "66.33",

@@ -92,14 +92,15 @@ def test_unlabeled_panels_show_the_runs_of_the_neighborhood_the_attack_probes(tm
     assert data[("fashion-mnist", "gridadv")]["references"] == {}
 
 
-def test_unlabeled_reads_the_count_from_the_checkpoint_meta(tmp_path, tiny_cnn):
-    a = save_checkpoint(tmp_path / "a.pt", tiny_cnn, data={"n_labeled": 10000, "n_unlabeled": 3000})
-    b = save_checkpoint(tmp_path / "b.pt", tiny_cnn, data={"n_labeled": 10000, "n_unlabeled": None})
+def test_unlabeled_reads_the_count_from_the_row_not_the_checkpoint(tmp_path):
+    """Evaluation records |D_U| in the row (evaluate.training_columns), so the figure needs no checkpoint."""
     df = fixture_rows(tmp_path / "r.csv", [
-        {"label": "SRT", "attack": "pgd", "clean_acc": 80.0, "robust_acc": 30.0, "checkpoint": a},
-        {"label": "SRT", "attack": "pgd", "clean_acc": 80.0, "robust_acc": 40.0, "checkpoint": b}])
+        {"label": "SRT", "attack": "pgd", "clean_acc": 80.0, "robust_acc": 30.0, "checkpoint": "gone-a.pt",
+         "n_unlabeled": 3000},
+        {"label": "SRT", "attack": "pgd", "clean_acc": 80.0, "robust_acc": 40.0, "checkpoint": "gone-b.pt",
+         "n_unlabeled": 50000}])
     curve = plots.unlabeled(df, tmp_path / "f")[("fashion-mnist", "pgd")]["curves"]["SRT"]
-    assert curve == ([3000, 50000], [30.0, 40.0])  # None = the rest of the 60,000 training images
+    assert curve == ([3000, 50000], [30.0, 40.0])
 
 
 def test_unlabeled_without_any_source_of_the_count_is_one_line_error(tmp_path):

@@ -25,6 +25,15 @@ def option(argv, flag):
     return argv[argv.index(flag) + 1] if flag in argv else None
 
 
+def trains(steps):
+    """The training jobs of a plan (defense, preset, out and options by field name)."""
+    return [s.job for s in steps if s.kind == "train"]
+
+
+def evaluations(steps):
+    return [s for s in steps if s.kind == "evaluate"]
+
+
 def test_every_paper_experiment_has_a_recipe():
     wanted = {f"table{i}" for i in (1, 2, 3, 4, 5, 6, 8, 9)} | {f"figure{i}" for i in (1, 2, 3, 7, 9)} | {"quick"}
     assert set(recipes.RECIPES.names()) == wanted
@@ -35,48 +44,48 @@ def test_recipe_trains_before_it_evaluates_and_ends_with_its_table_or_plot(name,
     steps = recipes.plan(name, scale)
     trained = set()
     for step in steps[:-1]:
-        verb = step.argv[1]
-        if verb == "plot":  # a figure of checkpoints (decision surfaces) is drawn once they are trained
-            assert name.startswith("figure") and all(p in trained for p in step.argv[3:] if p.endswith(".pt"))
+        if step.kind == "plot":  # a figure of checkpoints (decision surfaces) is drawn once they are trained
+            assert name.startswith("figure") and all(p in trained for p in step.inputs if p.endswith(".pt"))
             continue
-        assert verb in ("train", "evaluate")
-        if verb == "train":
-            assert step.argv[2] in DEFENSES and option(step.argv, "--preset") in PRESETS
-            assert step.output == option(step.argv, "--out") and step.output.endswith(".pt")
+        assert step.kind in ("train", "evaluate")
+        if step.kind == "train":
+            assert step.job.defense in DEFENSES and step.job.preset in PRESETS
+            assert step.output == step.job.out == option(step.argv, "--out") and step.output.endswith(".pt")
             trained.add(step.output)
         else:
-            assert step.argv[2] in trained or step.argv[2] in recipes.QUICK_REFERENCE, \
+            (checkpoint,) = step.job.checkpoints
+            assert checkpoint in trained or checkpoint in recipes.QUICK_REFERENCE, \
                 f"{step.command}: evaluates a checkpoint no earlier step trains"
-            assert {spec.split("[")[0] for spec in split_specs(option(step.argv, "--attacks"))} <= ATTACKS
-            assert not step.output.startswith("results/paper/")  # the paper's published numbers live there
-    last = steps[-1].argv
+            assert {spec.split("[")[0] for spec in split_specs(step.job.config.attacks)} <= ATTACKS
+            assert step.output == step.job.config.out and not step.output.startswith("results/paper/")  # the
+            # paper's published numbers live there
+    last = steps[-1]
     if name.startswith("table"):
         folder = "results/fmnist" if scale == "cpu" or name == "quick" else "results/paper-scale"
         if name == "quick":
             folder += "/quick"
-        evaluated = [s.output for s in steps if s.argv[1] == "evaluate"]
-        assert last[1] == "table" and list(last[2:last.index("--layout")]) == list(dict.fromkeys(evaluated))
+        evaluated = [s.output for s in evaluations(steps)]
+        assert last.kind == "table" and list(last.job.csvs) == list(dict.fromkeys(evaluated))
         assert all(Path(csv).parent == Path(folder) for csv in evaluated)
-        assert option(last, "--out") == f"{folder}/{name}/{name}.md" or name == "quick"
-        assert option(last, "--layout") == name and tables.LAYOUTS.get(name)
-        assert option(last, "--compare") == "paper"
+        assert last.job.out == f"{folder}/{name}/{name}.md" or name == "quick"
+        assert last.job.layout == name and tables.LAYOUTS.get(name)
+        assert last.job.compare == "paper"
     else:
-        assert last[1] in ("plot", "table")
+        assert last.kind in ("plot", "table")
 
 
 @pytest.mark.parametrize("scale", recipes.SCALES)
 def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
     steps = recipes.plan("table3", scale)
-    trains = [s.argv for s in steps if s.argv[1] == "train"]
+    jobs = trains(steps)
     datasets = 1 if scale == "cpu" else 2  # the CPU scale maps CIFAR-10 and MNIST to one Fashion-MNIST group
-    assert sorted(a[2] for a in trains) == sorted(["standard", "at", "worst-of-k", "klr", "srt"] * datasets)
-    assert all(option(a, "--lambda") == "0.2" for a in trains if a[2] == "srt")
-    evals = [s.argv for s in steps if s.argv[1] == "evaluate"]
-    assert {tuple(spec.split("[")[0] for spec in split_specs(option(a, "--attacks"))) for a in evals} == {
+    assert sorted(j.defense for j in jobs) == sorted(["standard", "at", "worst-of-k", "klr", "srt"] * datasets)
+    assert all(j.option("lam") == 0.2 for j in jobs if j.defense == "srt")
+    assert {tuple(spec.split("[")[0] for spec in split_specs(s.job.config.attacks)) for s in evaluations(steps)} == {
         ("randadv", "gridadv", "randadv.t", "gridadv.t", "randadv.r", "gridadv.r")}  # settings: the test below
     # AT is the pixel-wise defense: its preset is the pixel one, while the rest use the spatial one
-    at = next(a for a in trains if a[2] == "at")
-    assert "pixel" in option(at, "--preset")
+    at = next(j for j in jobs if j.defense == "at")
+    assert "pixel" in at.preset
     if scale == "cpu":
         expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 2400 --check-every 5"
                     " --no-amp --out runs/fmnist-spatial-cpu/srt-lam0.2.pt")
@@ -84,91 +93,88 @@ def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
 
 
 def test_table4_attacks_slow_minimum_norm_attacks_on_fewer_images():
-    evals = [s.argv for s in recipes.plan("table4", "cpu") if s.argv[1] == "evaluate"]
-    by_attacks = {option(a, "--attacks"): option(a, "--n") for a in evals}
+    by_attacks = {s.job.config.attacks: str(s.job.config.n) for s in evaluations(recipes.plan("table4", "cpu"))}
     # the cpu scale attacks at its presets' training budget, ε 0.1 (Table 6 / Appendix C), not Table 4's 0.3
     pgd = "epsilon=0.1,steps=40,step_size=0.005"
     # the ℓ∞ C&W costs a PGD (all images); the ℓ2 minimum-norm one is slow (after DDN, for its median ℓ2 distance)
     assert by_attacks == {f"fgsm[epsilon=0.1],pgd[{pgd}],mifgsm[{pgd}],cw[{pgd}]": "1000",
                           "jsma,pointwise,ddn,cw-l2,autoattack[epsilon=0.1]": "250"}
-    paper = [s.argv for s in recipes.plan("table4", "paper") if s.argv[1] == "train"]
-    assert {option(a, "--preset") for a in paper} == {"cifar10-pixel-table4", "mnist-pixel-table4"}
-    assert [option(a, "--lambda") for a in paper if a[2] == "srt"] == ["1", "1"]
+    paper = trains(recipes.plan("table4", "paper"))
+    assert {j.preset for j in paper} == {"cifar10-pixel-table4", "mnist-pixel-table4"}
+    assert [j.option("lam") for j in paper if j.defense == "srt"] == [1.0, 1.0]
 
 
 @pytest.mark.parametrize("name, lams", [("table1", ["0.15", "0.2", "0.25", "0.3"]),
                                         ("table6", ["0.2", "0.4", "0.6", "0.8"])])
 def test_lambda_tables_train_rt_and_srt_at_each_lambda(name, lams):
-    trains = [s.argv for s in recipes.plan(name, "paper") if s.argv[1] == "train"]
+    jobs = trains(recipes.plan(name, "paper"))
     for defense in ("rt", "srt"):
-        assert [option(a, "--lambda") for a in trains if a[2] == defense] == lams
-    assert {option(a, "--preset") for a in trains} == {"table1": {"cifar10-spatial-table1"},
-                                                       "table6": {"mnist-pixel-table6"}}[name]
+        assert [j.option("lam") for j in jobs if j.defense == defense] == [float(lam) for lam in lams]
+    assert {j.preset for j in jobs} == {"table1": {"cifar10-spatial-table1"}, "table6": {"mnist-pixel-table6"}}[name]
 
 
 def test_figure2_sweeps_the_unlabeled_count_with_all_labeled_references():
-    trains = [s.argv for s in recipes.plan("figure2", "cpu") if s.argv[1] == "train"]
+    jobs = trains(recipes.plan("figure2", "cpu"))
     # the presets' own 50,000 is the tables' run (no --n-unlabeled): one run serves both
-    srt = [int(option(a, "--n-unlabeled") or 50_000) for a in trains if a[2] == "srt"]
+    srt = [j.option("n_unlabeled", 50_000) for j in jobs if j.defense == "srt"]
     assert srt == [0, 10_000, 20_000, 50_000] * 2  # pixel-wise, then spatial
-    assert "runs/fmnist-pixel-cpu/srt-lam1.pt" in [option(a, "--out") for a in trains]
-    refs = [a for a in trains if a[2] != "srt"]
+    assert "runs/fmnist-pixel-cpu/srt-lam1.pt" in [j.out for j in jobs]
+    refs = [j for j in jobs if j.defense != "srt"]
     # the references have labels for all 10,000 + 50,000 images the largest SRT run sees
-    assert [a[2] for a in refs] == ["at", "worst-of-k"] and all(option(a, "--n-labeled") == "60000" for a in refs)
-    paper = [s.argv for s in recipes.plan("figure2", "paper") if s.argv[1] == "train" and s.argv[2] != "srt"]
-    assert [option(a, "--n-labeled") for a in paper] == ["50000", "50000", "60000", "60000"]
-    assert recipes.plan("figure2", "cpu")[-1].argv[1:3] == ("plot", "unlabeled")
+    assert [j.defense for j in refs] == ["at", "worst-of-k"] and all(j.option("n_labeled") == 60_000 for j in refs)
+    paper = [j for j in trains(recipes.plan("figure2", "paper")) if j.defense != "srt"]
+    assert [j.option("n_labeled") for j in paper] == [50_000, 50_000, 60_000, 60_000]
+    last = recipes.plan("figure2", "cpu")[-1]
+    assert (last.kind, last.job.kind_of_plot) == ("plot", "unlabeled")
 
 
 def test_figures_1_and_7_attack_over_budget_fractions():
     for name in ("figure1", "figure7"):
         steps = recipes.plan(name, "cpu")
-        evals = [s.argv for s in steps if s.argv[1] == "evaluate"]
-        assert {option(a, "--fractions") for a in evals} == {"0.2,0.4,0.6,0.8,1"}
-        assert steps[-1].argv[1:3] == ("plot", "budget")
-    compound = [s.argv for s in recipes.plan("figure7", "cpu") if s.argv[1] == "train"]
-    assert [a[2] for a in compound] == ["at", "srt", "at-avg", "at-max"]
-    assert all(option(a, "--threat") == "compound" and option(a, "--preset") == "fmnist-compound-cpu"
-               for a in compound)
+        assert {s.job.config.fractions for s in evaluations(steps)} == {(0.2, 0.4, 0.6, 0.8, 1.0)}
+        assert {option(s.argv, "--fractions") for s in evaluations(steps)} == {"0.2,0.4,0.6,0.8,1"}
+        assert (steps[-1].kind, steps[-1].job.kind_of_plot) == ("plot", "budget")
+    compound = trains(recipes.plan("figure7", "cpu"))
+    assert [j.defense for j in compound] == ["at", "srt", "at-avg", "at-max"]
+    assert all(j.option("threat") == "compound" and j.preset == "fmnist-compound-cpu" for j in compound)
 
 
 def test_rst_is_taught_by_the_standard_model_of_its_setting():
     steps = recipes.plan("table4", "paper")
-    for s in (s for s in steps if s.argv[1:3] == ("train", "rst")):
-        teacher = option(s.argv, "--teacher")
-        assert teacher == f"runs/{option(s.argv, '--preset')}/standard.pt"
+    for s in (s for s in steps if s.kind == "train" and s.job.defense == "rst"):
+        teacher = s.job.option("teacher")
+        assert teacher == f"runs/{s.job.preset}/standard.pt" and s.inputs == (teacher,)
         assert [t.output for t in steps].index(teacher) < steps.index(s)
 
 
 def test_figure9_sweeps_lr_max_and_training_length():
-    trains = [s.argv for s in recipes.plan("figure9", "paper") if s.argv[1] == "train"]
-    assert all(a[2] == "fast-srt" for a in trains) and len(trains) == 2 * 3 + 2 * 5
-    spatial = [a for a in trains if option(a, "--preset") == "cifar10-fast-table8"]
-    assert {(option(a, "--lr-max"), option(a, "--iterations")) for a in spatial} == {
-        (lr, it) for lr in ("0.1", "0.2") for it in ("15000", "30000", "45000")}
-    assert len({option(a, "--label") for a in trains}) == len(trains)  # one table row per run
+    jobs = trains(recipes.plan("figure9", "paper"))
+    assert all(j.defense == "fast-srt" for j in jobs) and len(jobs) == 2 * 3 + 2 * 5
+    spatial = [j for j in jobs if j.preset == "cifar10-fast-table8"]
+    assert {(j.option("lr_max"), j.option("iterations")) for j in spatial} == {
+        (lr, it) for lr in (0.1, 0.2) for it in (15_000, 30_000, 45_000)}
+    assert len({j.option("label") for j in jobs}) == len(jobs)  # one table row per run
 
 
 def test_quick_is_the_cpu_demo_at_any_scale():
     steps = recipes.plan("quick", "paper")
-    assert [s.argv[2] for s in steps if s.argv[1] == "train"] == ["standard"]
-    assert all(option(s.argv, "--preset") == "fmnist-pixel-cpu" and option(s.argv, "--iterations") == "400"
-               for s in steps if s.argv[1] == "train")
-    evaluated = [s.argv[2] for s in steps if s.argv[1] == "evaluate"]
+    assert [j.defense for j in trains(steps)] == ["standard"]
+    assert all(j.preset == "fmnist-pixel-cpu" and j.option("iterations") == 400 for j in trains(steps))
+    evaluated = [c for s in evaluations(steps) for c in s.job.checkpoints]
     assert evaluated == ["runs/fmnist-pixel-cpu/standard.pt", *recipes.QUICK_REFERENCE]
-    assert {option(s.argv, "--n") for s in steps if s.argv[1] == "evaluate"} == {"500"}
+    assert {s.job.config.n for s in evaluations(steps)} == {500}
 
 
 def fake_invoke(calls):
     """Stands in for running a step: writes what the real command would (a file; the CSV rows)."""
     def invoke(step):
         calls.append(step.command)
-        if step.argv[1] == "train":
+        if step.kind == "train":
             from pathlib import Path
 
             Path(step.output).parent.mkdir(parents=True, exist_ok=True)
             Path(step.output).write_bytes(b"checkpoint")
-        elif step.argv[1] == "evaluate":
+        elif step.kind == "evaluate":
             from srtbench.evaluate import sha256
 
             results.append(step.output, [{"checkpoint": c, "checkpoint_sha256": sha256(c), "attack": a, "fraction": f,
@@ -188,7 +194,7 @@ def test_reproduce_resumes_by_skipping_finished_steps(tmp_path, monkeypatch):
     assert recipes.run(steps, echo=lambda s: None, invoke=fake_invoke(again)) == 1
     assert again == [steps[-1].command]  # only the table is redrawn
     # an evaluate CSV lacking some of its rows (an interrupted run) is not finished
-    partial = next(s for s in steps if s.argv[1] == "evaluate")
+    partial = next(s for s in steps if s.kind == "evaluate")
     frame = results.read(partial.output)
     frame[frame["attack"] != "pgd"].drop(columns=["source"]).to_csv(partial.output, index=False)
     assert not partial.done()
@@ -203,9 +209,9 @@ def test_an_evaluation_of_a_since_retrained_checkpoint_is_not_finished(tmp_path,
     monkeypatch.chdir(tmp_path)
     steps = recipes.plan("table6", "cpu")
     recipes.run(steps, echo=lambda s: None, invoke=fake_invoke([]))
-    evaluation = next(s for s in steps if s.argv[1] == "evaluate")
+    evaluation = next(s for s in steps if s.kind == "evaluate")
     assert evaluation.done()
-    (tmp_path / evaluation.argv[2]).write_bytes(b"retrained")  # same name, new weights
+    (tmp_path / evaluation.job.checkpoints[0]).write_bytes(b"retrained")  # same name, new weights
     assert not evaluation.done()
 
 
@@ -275,18 +281,17 @@ def test_every_command_parses_with_the_real_cli(name, scale):
 
 
 def test_quick_shares_its_runs_with_table4():
-    quick = {s.output for s in recipes.plan("quick") if s.argv[1] == "train"}
-    assert quick <= {s.output for s in recipes.plan("table4", "cpu") if s.argv[1] == "train"}
+    quick = {j.out for j in trains(recipes.plan("quick"))}
+    assert quick <= {j.out for j in trains(recipes.plan("table4", "cpu"))}
 
 
 def test_figure3_draws_surfaces_of_standard_and_srt_models():
     steps = recipes.plan("figure3", "cpu")
-    surfaces = [s.argv for s in steps if s.argv[1:3] == ("plot", "surface")]
-    assert {option(a, "--threat") for a in surfaces} == {"pixel", "spatial"}
-    for a in surfaces:
-        models = a[3:a.index("--threat")]
-        assert [m.rsplit("/", 1)[1].removesuffix(".pt").split("-")[0] for m in models] == ["standard", "srt"]
-        assert option(a, "--out").startswith("results/fmnist/figure3/")
+    surfaces = [s.job for s in steps if s.kind == "plot" and s.job.kind_of_plot == "surface"]
+    assert {dict(p.options)["threat"] for p in surfaces} == {"pixel", "spatial"}
+    for p in surfaces:
+        assert [m.rsplit("/", 1)[1].removesuffix(".pt").split("-")[0] for m in p.inputs] == ["standard", "srt"]
+        assert p.out.startswith("results/fmnist/figure3/")
 
 
 def test_cpu_scale_gives_bare_attacks_its_budget_and_keeps_explicit_settings():
@@ -407,26 +412,140 @@ def test_a_checkpoint_shared_by_experiments_is_attacked_with_the_same_settings_i
     # experiment asking other settings (or images) of the same row would take another experiment's for its own
     asked = {}
     for name in recipes.RECIPES.names():
-        for step in (s for s in recipes.plan(name, scale) if s.argv[1] == "evaluate"):
-            for spec in split_specs(option(step.argv, "--attacks")):
-                for fraction in option(step.argv, "--fractions").split(","):
-                    key = (step.output, step.argv[2], spec.split("[")[0], float(fraction))
-                    what = (spec, option(step.argv, "--n"))
+        for step in evaluations(recipes.plan(name, scale)):
+            for spec in split_specs(step.job.config.attacks):
+                for fraction in step.job.config.fractions:
+                    key = (step.output, step.job.checkpoints[0], spec.split("[")[0], fraction)
+                    what = (spec, step.job.config.n)
                     assert asked.setdefault(key, what) == what, f"{key}: {asked[key]} and {what} ({name})"
 
 
 def test_cpu_runs_get_equal_epochs_so_semi_supervised_runs_take_more_steps():
     """Section 4: an epoch of SRT covers D_L ∪ D_U (batches split in proportion), so at equal epochs it takes
     (10,000 + 50,000) / 10,000 = 6 times the steps of a supervised run on D_L."""
-    trains = {option(s.argv, "--out"): s.argv for s in recipes.plan("table4", "cpu") if s.argv[1] == "train"}
-    steps = {out.rsplit("/", 1)[1]: int(option(a, "--iterations")) for out, a in trains.items()}
+    jobs = {j.out: j for j in trains(recipes.plan("table4", "cpu"))}
+    steps = {out.rsplit("/", 1)[1]: j.option("iterations") for out, j in jobs.items()}
     assert steps == {"standard.pt": 400, "at.pt": 400, "trades.pt": 400, "uat.pt": 2400, "rst.pt": 2400,
                      "srt-lam1.pt": 2400, "at-steps2400.pt": 2400}  # the last: AT at SRT's step count (control)
-    assert option(trains["runs/fmnist-pixel-cpu/at-steps2400.pt"], "--label") == "AT (2,400 steps)"
-    sweep = {option(s.argv, "--out").rsplit("/", 1)[1]: int(option(s.argv, "--iterations"))
-             for s in recipes.plan("figure2", "cpu") if s.argv[1] == "train" and "pixel" in s.output}
+    assert jobs["runs/fmnist-pixel-cpu/at-steps2400.pt"].option("label") == "AT (2,400 steps)"
+    sweep = {j.out.rsplit("/", 1)[1]: j.option("iterations") for j in trains(recipes.plan("figure2", "cpu"))
+             if "pixel" in j.out}
     assert sweep == {"srt-lam1-u0.pt": 400, "srt-lam1-u10000.pt": 800, "srt-lam1-u20000.pt": 1200,
                      "srt-lam1.pt": 2400, "at-u0-all-labeled.pt": 2400}  # 60,000 labeled: 6 epochs' worth
-    fast = [s.argv for s in recipes.plan("table9", "cpu") if s.argv[1:3] == ("train", "fast-srt")]
-    assert option(fast[0], "--iterations") == "1000"  # Table 9: 50 of SRT's 120 epochs
-    assert all("--iterations" not in s.argv for s in recipes.plan("table4", "paper") if s.argv[1] == "train")
+    fast = [j for j in trains(recipes.plan("table9", "cpu")) if j.defense == "fast-srt"]
+    assert fast[0].option("iterations") == 1000  # Table 9: 50 of SRT's 120 epochs
+    assert all(j.option("iterations") is None for j in trains(recipes.plan("table4", "paper")))
+
+
+# ---------------------------------------------------------------- steps hold configs; seeds; the steps protocol
+
+
+class _Trained:
+    path, last, metrics, interrupted, train_time_s = "x.pt", "x.resume", [], False, 0.0
+
+
+@pytest.mark.parametrize("name, scale", ALL)
+def test_a_step_makes_the_library_call_its_printed_command_makes(name, scale, tmp_path, monkeypatch):
+    """A step calls the library with its own configs; its command line, typed, must build the same ones."""
+    monkeypatch.chdir(tmp_path)
+    built = []
+    monkeypatch.setattr("srtbench.trainer.train", lambda run, **kw: built.append(run) or _Trained())
+    monkeypatch.setattr("srtbench.evaluate.evaluate", lambda paths, cfg: built.append((list(paths), cfg)) or [])
+    for step in recipes.plan(name, scale):
+        if step.kind not in ("train", "evaluate"):
+            continue
+        out = run(*step.argv[1:])
+        assert out.exit_code == 0, f"{step.command}: {out.output}"
+        expected = step.job.build() if step.kind == "train" else (list(step.job.checkpoints), step.job.config)
+        assert built.pop() == expected, step.command
+
+
+def test_seeds_train_and_evaluate_every_run_once_per_seed_and_seed_0_keeps_its_paths():
+    one, two = recipes.plan("table4", "cpu"), recipes.plan("table4", "cpu", seeds=(0, 1))
+    assert [s for s in two if s.kind != "table"][:len(one) - 1] == one[:-1]  # seed 0: today's steps and paths
+    seed1 = [j for j in trains(two) if j.option("seed") == 1]
+    assert {j.out for j in seed1} == {j.out.replace(".pt", "-s1.pt") for j in trains(one)}
+    rst = next(j for j in seed1 if j.defense == "rst")
+    assert rst.option("teacher") == "runs/fmnist-pixel-cpu/standard-s1.pt"  # taught by its own seed's teacher
+    tables_ = [s for s in two if s.kind == "table"]
+    assert len(tables_) == 1 and tables_[0] is two[-1]  # one table, after every seed's evaluations
+    assert set(tables_[0].job.csvs) == {s.output for s in evaluations(two)}
+    assert "--seed 1 --out runs/fmnist-pixel-cpu/at-s1.pt" in "\n".join(s.command for s in two)
+    with pytest.raises(recipes.SrtbenchError, match="--seeds"):
+        recipes.parse_seeds("0,x")
+
+
+def test_steps_protocol_gives_every_defense_the_same_sgd_steps_in_its_own_folders():
+    steps = recipes.plan("table4", "cpu", protocol="steps")
+    jobs = trains(steps)
+    assert {j.option("iterations") for j in jobs} == {2400}  # AT and standard as many as SRT
+    assert "at-steps2400" not in {Path(j.out).stem for j in jobs}  # the epochs protocol's control is AT here
+    assert all(j.out.startswith("runs/fmnist-pixel-cpu-steps/") for j in jobs)
+    outputs = {s.output or s.job.out for s in steps}
+    assert not outputs & {s.output or s.job.out for s in recipes.plan("table4", "cpu")}  # never mixed
+    table = steps[-1].job
+    assert "equal SGD steps" in table.title and table.out == "results/fmnist/table4-steps/table4.md"
+    assert "--title" in steps[-1].argv and "--title" not in recipes.plan("table4", "cpu")[-1].argv
+    out = run("reproduce", "table4", "--protocol", "steps", "--scale", "paper", "--dry-run")
+    assert out.exit_code == 2 and "--protocol steps needs" in out.output
+
+
+def test_steps_wait_only_for_the_steps_writing_what_they_read():
+    steps = recipes.plan("table4", "cpu")
+    deps = recipes.dependencies(steps)
+    index = {s.output: i for i, s in enumerate(steps) if s.kind == "train"}
+    for i, step in enumerate(steps):
+        if step.kind == "evaluate":
+            assert deps[i] == {index[step.job.checkpoints[0]]}
+        elif step.kind == "train":
+            teacher = step.job.option("teacher")
+            assert deps[i] == ({index[teacher]} if teacher else set())
+    assert deps[-1] == {i for i, s in enumerate(steps) if s.kind == "evaluate"}  # the table, after every CSV
+
+
+def test_several_experiments_share_their_common_steps():
+    both = recipes.plan_all(["quick", "table4"])
+    assert len(both) == len(recipes.plan("quick")) + len(recipes.plan("table4")) - 1  # standard's training once
+    out = run("reproduce", "quick", "table4", "--dry-run")
+    assert out.exit_code == 0 and len(out.output.splitlines()) == len(both)
+
+
+def test_reproduce_without_jobs_never_imports_ray(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from srtbench.cli import main; "
+            "r = CliRunner().invoke(main, ['reproduce', 'quick', '--dry-run']); "
+            "assert r.exit_code == 0, r.output; assert 'ray' not in sys.modules, 'ray imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_jobs_without_ray_installed_is_a_one_line_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    out = run("reproduce", "quick", "--jobs", "2")
+    assert out.exit_code == 2 and out.output.count("\n") == 1, out.output
+    assert "pip install 'srtbench[cluster]'" in out.output
+    out = run("reproduce", "quick", "--address", "auto")
+    assert out.exit_code == 2 and "add --jobs N" in out.output
+
+
+def test_a_step_in_its_worker_fails_as_a_command_would(tmp_path, monkeypatch, capsys):
+    from srtbench import worker
+
+    monkeypatch.chdir(tmp_path)
+    missing = recipes.Step(recipes.TableJob(("results/none.csv",), "auto"))
+    assert worker.run_step(missing) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+    class Broken(recipes.TableJob):
+        def execute(self, echo):
+            raise ZeroDivisionError("a bug")
+
+    assert worker.run_step(recipes.Step(Broken(("x.csv",)))) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: unexpected ZeroDivisionError: a bug (full traceback in ") and err.count("\n") == 1

@@ -11,6 +11,7 @@ import torchvision.transforms.functional as TF
 from srtbench import checkpoint, maximizers, plots
 from srtbench.defenses import DEFENSES, DefenseParams
 from srtbench.errors import SrtbenchError
+from srtbench.evaluate import held_out_check
 from srtbench.maximizers import PGD, GridSearch, cross_entropy
 from srtbench.neighborhoods import (
     NEIGHBORHOODS,
@@ -23,7 +24,7 @@ from srtbench.neighborhoods import (
     ThreatConfig,
     atoms,
 )
-from srtbench.trainer import held_out_check, train
+from srtbench.trainer import train
 from tests.test_trainer import _fit, cli, fmnist_sets, sets, standard_model, tiny  # noqa: F401  (fixtures)
 
 

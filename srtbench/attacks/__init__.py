@@ -3,9 +3,10 @@
 An attack is a neighborhood + a maximizer + a loss (`native`: FGSM, PGD, MI-FGSM, C&W, RandAdv, GridAdv and
 their compounds PGD+/GridAdv+), or a thin adapter to a library attack (`minimum_norm`: foolbox's C&W-ℓ2, DDN,
 point-wise; `autoattack`: torchattacks' AutoAttack components), or a batched re-implementation checked against a
-library (`jsma`).  Each is registered once (`base.attack`) with every fact about it: its defaults per dataset
-family (Section 4.1, Appendix B, C, E, F), its column header and place in the paper's tables, whether it is slow
-or white-box, and the attacks it must beat; tables, evaluation, recipes and plots read those facts.
+library (`jsma`).  Each is registered once (`base.attack`) with every fact about it: its defaults
+(computed from each dataset's declared budgets, `data.AttackBudgets`: Section 4.1, Appendix B, C, E, F), its
+column header and place in the paper's tables, whether it is slow or white-box, and the attacks it must beat;
+tables, evaluation, recipes and plots read those facts.
 `build("pgd[steps=100,start=none]", dataset, fraction)` (`spec`) applies command-line overrides and scales every
 budget by `fraction` (the perturbation fractions of Figures 1 and 7).
 
@@ -28,27 +29,25 @@ from srtbench.attacks import autoattack  # noqa: F401  (registers autoattack)
 # isort: on
 from srtbench.attacks.base import (
     ATTACKS,
-    FAMILIES,
-    THREAT_NEIGHBORHOOD,
+    NORMS,
     Attack,
     AttackInfo,
     AttackOutput,
     attack,
+    attack_defaults,
     attack_info,
     batch_seed,
     cover_pairs,
-    family,
     header,
     must_beat_pairs,
     neighborhood,
     paper_order,
     rank,
-    same,
 )
 from srtbench.attacks.spec import SOURCES, build, parse, resolve, split_specs, trained_budget
 
 __all__ = [
-    "ATTACKS", "FAMILIES", "SOURCES", "THREAT_NEIGHBORHOOD", "Attack", "AttackInfo", "AttackOutput", "attack",
-    "attack_info", "batch_seed", "build", "cover_pairs", "family", "header", "must_beat_pairs", "neighborhood",
-    "paper_order", "parse", "rank", "resolve", "same", "split_specs", "trained_budget",
+    "ATTACKS", "NORMS", "SOURCES", "Attack", "AttackInfo", "AttackOutput", "attack", "attack_defaults",
+    "attack_info", "batch_seed", "build", "cover_pairs", "header", "must_beat_pairs", "neighborhood", "paper_order",
+    "parse", "rank", "resolve", "split_specs", "trained_budget",
 ]

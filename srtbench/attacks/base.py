@@ -1,10 +1,10 @@
 """What every attack shares: the `Attack` interface, its per-example `AttackOutput`, and the registry whose
-`AttackInfo` holds every fact about an attack (defaults per dataset family, table header and column order, speed,
-white-box or not, the attacks it must beat), which tables, evaluation, recipes and plots read."""
+`AttackInfo` holds every fact about an attack (its defaults, which follow each dataset's declared budgets, table
+header and column order, speed, white-box or not, the attacks it must beat), which tables, evaluation, recipes and
+plots read."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -14,26 +14,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from srtbench.data import DATASETS, DatasetSpec
 from srtbench.errors import SrtbenchError
-from srtbench.neighborhoods import NEIGHBORHOODS, ExampleRNG
+from srtbench.neighborhoods import ExampleRNG, threat_parts
+from srtbench.neighborhoods.pixel import norm  # noqa: F401  (re-exported for the attacks)
 from srtbench.registry import Registry
 
 ATTACKS: Registry[Callable[..., Attack]] = Registry("attack")
 
-# Each dataset is its own family of defaults: MNIST and CIFAR-10 at the paper's Table 4 budgets, Fashion-MNIST at
-# the ε 0.1 its presets train at (MNIST's 0.3 breaks every Fashion-MNIST SmallCNN).
-FAMILIES = ("mnist", "fashion-mnist", "cifar10")
-
-# the neighborhood each threat group probes (the worst case is taken per group, robustness is trained per neighborhood):
-# the pixel-wise norms probe `pixel`, every other registered threat (spatial, compound, blur, color) is its own group
-THREAT_NEIGHBORHOOD = {"linf": "pixel", "l2": "pixel", "l0": "pixel",
-                       **{name: name for name in NEIGHBORHOODS.names() if name != "pixel"}}
-
-
-def family(dataset: str) -> str:
-    if dataset not in FAMILIES:
-        raise SrtbenchError(f"no attack defaults for dataset {dataset!r}; known: {', '.join(FAMILIES)}")
-    return dataset
+NORMS = ("linf", "l2", "l0")  # how a pixel-wise attack measures its perturbation
 
 
 @dataclass
@@ -70,21 +59,11 @@ def in_box(x_adv: torch.Tensor) -> torch.Tensor:
     return (flat >= 0).all(1) & (flat <= 1).all(1)
 
 
-def norm(d: torch.Tensor, p: str) -> torch.Tensor:
-    """Per-example size of a perturbation `d` in the ℓ∞, ℓ2 or ℓ0 (changed input values) norm."""
-    flat = d.flatten(1)
-    if p == "linf":
-        return flat.abs().amax(1)
-    if p == "l2":
-        return flat.norm(dim=1)
-    return (flat.abs() > 1e-6).sum(1).float()  # l0: changed input values
-
-
 class Attack(ABC):
-    """Shared chores: name, settings (as given, for the CSV), effective budget, threat group."""
+    """Shared chores: name, settings (as given, for the CSV), effective budget, group (`AttackInfo.group`)."""
 
     name: str = ""
-    threat: str = ""  # worst case over attacks is taken per threat group: linf, l2, l0, spatial, compound
+    threat: str = ""  # its group (AttackInfo.group): the worst case over attacks is taken per group
     minimum_norm: bool = False
     batch_dependent: bool = False  # draws from one generator per batch (library attacks): results depend on batching
     params: dict[str, Any]
@@ -113,9 +92,11 @@ class Attack(ABC):
 class AttackInfo:
     """Every fact about an attack, declared once where it is registered."""
 
-    defaults: dict[str, dict[str, Any]]  # settings per dataset family (every one of FAMILIES)
+    # every setting with its default: one dict for every dataset, or a function of the dataset (its declared
+    # AttackBudgets, its shape) for the settings that follow the dataset
+    defaults: dict[str, Any] | Callable[[DatasetSpec], dict[str, Any]]
     budget: tuple[str, ...]  # settings multiplied by --fractions
-    threat: str  # threat group (a key of THREAT_NEIGHBORHOOD): the worst case is taken per group
+    threat: str  # the threat it probes, named as training names it: pixel, spatial, compound, blur, color, pixel+blur
     header: str  # its column header in the paper's tables
     order: int  # its place among the paper's columns (Tables 3, 4, Figure 1): tables and plots sort by it
     source: str  # where the attack and its defaults come from
@@ -127,23 +108,33 @@ class AttackInfo:
     must_beat: tuple[str, ...] = ()  # attacks of the same budget it must break at least as often (order_ flags)
     covers: tuple[str, ...] = ()  # attacks whose threat set it contains: it breaks every example they break
     quick: str = ""  # settings `k=v,...` under which it runs in seconds (the test battery)
+    norm: str = "linf"  # how its pixel-wise part is measured: linf, l2 or l0 (ℓ2/ℓ0 attacks are their own groups)
+
+    @property
+    def group(self) -> str:
+        """Where the worst case over attacks is taken: the threat, and for pixel-wise attacks also the norm."""
+        return f"{self.threat} {self.norm}" if self.threat == "pixel" else self.threat
 
 
 def attack(name: str, **facts: Any) -> Callable:
     """Register a builder `fn(**settings) -> Attack` under `name` with its facts (the fields of AttackInfo)."""
     info = AttackInfo(**facts)
-    missing = [f for f in FAMILIES if f not in info.defaults]
-    if missing:
-        raise ValueError(f"attack {name} lacks defaults for {', '.join(missing)}")
-    if info.threat not in THREAT_NEIGHBORHOOD:
-        raise ValueError(f"attack {name}: unknown threat group {info.threat!r}")
-    info = dataclasses.replace(info, defaults={f: dict(info.defaults[f]) for f in FAMILIES})
+    threat_parts(info.threat)  # a registered threat or a chain of them
+    if info.norm not in NORMS:
+        raise ValueError(f"attack {name}: unknown norm {info.norm!r}")
     return ATTACKS.register(name, info=info)
 
 
-def same(settings: dict) -> dict[str, dict]:
-    """The same defaults for every dataset family."""
-    return {f: dict(settings) for f in FAMILIES}
+def attack_defaults(name: str, dataset: str) -> dict[str, Any]:
+    """Every setting of attack `name` with its default on `dataset`: the registered defaults (computed from the
+    dataset's declared budgets where they follow it), then the dataset's own settings for this attack."""
+    info, spec = attack_info(name), DATASETS.get(dataset)
+    settings = dict(info.defaults(spec) if callable(info.defaults) else info.defaults)
+    own = spec.budgets.settings.get(name, {})
+    unknown = sorted(set(own) - set(settings))
+    if unknown:
+        raise SrtbenchError(f"dataset {dataset} sets {name}[{', '.join(unknown)}], which {name} does not have")
+    return {**settings, **own}
 
 
 def attack_info(name: str) -> AttackInfo:
@@ -153,7 +144,7 @@ def attack_info(name: str) -> AttackInfo:
 
 def neighborhood(name: str) -> str:
     """The neighborhood attack `name` probes: pixel, spatial or compound."""
-    return THREAT_NEIGHBORHOOD[attack_info(name).threat]
+    return attack_info(name).threat
 
 
 def header(name: str) -> str:

@@ -9,7 +9,7 @@ import math
 import re
 from typing import Any
 
-from srtbench.attacks.base import ATTACKS, THREAT_NEIGHBORHOOD, Attack, attack_info, family
+from srtbench.attacks.base import ATTACKS, Attack, AttackInfo, attack_defaults, attack_info
 from srtbench.config import require
 from srtbench.errors import SrtbenchError
 from srtbench.neighborhoods import NEIGHBORHOODS, threat_parts
@@ -49,15 +49,12 @@ def _convert(text: str, default: Any, key: str, name: str) -> Any:
     return text
 
 
-# which budgets of a checkpoint's trained threat (its ThreatConfig: threat, norm, epsilon, rotation, translation) an
-# attack takes by default: (part of the trained neighborhood, its norm or None, budget keys, attack threat groups)
 SOURCES = ("checkpoint", "dataset", "command line")  # where a budget came from (the CSV's budget_source)
-NORM_GROUPS = ("linf", "l2", "l0")  # threat groups that name a pixel-wise norm; every other attack's pixel part is ℓ∞
 
 
-def trained_budget(threat: dict | None, group: str) -> dict[str, float]:
-    """The budgets a checkpoint trained against `threat` (its ThreatConfig as a dict) sets for attacks of threat
-    group `group` ({} if none): each budget field of every neighborhood the training and the attack share
+def trained_budget(threat: dict | None, info: AttackInfo) -> dict[str, float]:
+    """The budgets a checkpoint trained against `threat` (its ThreatConfig as a dict) sets for the attack `info`
+    describes ({} if none): each budget field of every neighborhood the training and the attack share
     (pixel, spatial, blur, ... or their chains); a pixel-wise budget only where the norms agree."""
     if not isinstance(threat, dict):
         return {}
@@ -65,8 +62,7 @@ def trained_budget(threat: dict | None, group: str) -> dict[str, float]:
         trained = threat_parts(str(threat.get("threat")))
     except SrtbenchError:  # a checkpoint of a threat this version does not know
         return {}
-    probed = threat_parts(THREAT_NEIGHBORHOOD[group])
-    norm = group if group in NORM_GROUPS else "linf"
+    probed, norm = threat_parts(info.threat), info.norm
     out = {}
     for part in (p for p in trained if p in probed):
         budget = NEIGHBORHOODS.get(part).Budget
@@ -80,8 +76,8 @@ def trained_budget(threat: dict | None, group: str) -> dict[str, float]:
 def resolve(spec: str, dataset: str, trained: dict | None = None) -> tuple[str, dict[str, Any], dict[str, str]]:
     """(name, every setting, where each budget came from) of `name[k=v,...]`.
 
-    Defaults are the dataset family's; a checkpoint's trained threat (`trained`) replaces the budgets it covers
-    (the step size follows ε in proportion: Appendix C's PGD-40 step 0.005 at ε 0.1 is ε/20); settings written
+    Defaults are the dataset's (`attack_defaults`); a checkpoint's trained threat (`trained`) replaces the budgets
+    it covers (the step size follows ε in proportion: Appendix C's PGD-40 step 0.005 at ε 0.1 is ε/20); settings written
     in the spec win over both.  A budget whose default is 0 belongs to the attack's definition (gridadv.t does
     not rotate) and is not replaced.
     """
@@ -89,7 +85,7 @@ def resolve(spec: str, dataset: str, trained: dict | None = None) -> tuple[str, 
     require(m is not None, f"cannot parse attack {spec!r}; write name or name[key=value,...]")
     name, body = m.group(1), m.group(2)
     info = attack_info(name)
-    params = dict(info.defaults[family(dataset)])
+    params = attack_defaults(name, dataset)
     given = {}
     for item in filter(None, (s.strip() for s in (body or "").split(","))):
         require("=" in item, f"{name}[{item}]: write key=value")
@@ -97,7 +93,7 @@ def resolve(spec: str, dataset: str, trained: dict | None = None) -> tuple[str, 
         require(k in params, f"{name} has no setting {k!r}; settings: {', '.join(params)}")
         given[k] = _convert(v, params[k], k, name)
     sources = {k: "dataset" for k in info.budget if k != "step_size"}
-    for k, v in trained_budget(trained, info.threat).items():
+    for k, v in trained_budget(trained, info).items():
         if k in sources and k not in given and params[k] > 0:
             if k == "epsilon" and "step_size" in params:
                 params["step_size"] = float(f"{params['step_size'] * v / params['epsilon']:.6g}")
@@ -129,5 +125,5 @@ def build(spec: str, dataset: str, fraction: float = 1.0, trained: dict | None =
     atk.name, atk.params = name, {"library": info.library, **params}  # a `library` setting wins
     atk.budget = {k: float(scaled[k]) for k in info.budget if k != "step_size"}
     atk.budget_source = sources
-    atk.threat = info.threat
+    atk.threat = info.group
     return atk

@@ -4,7 +4,7 @@ Their budgets default to the neighborhoods' own (`BlurBudget`, `ColorBudget`) fo
 
 from __future__ import annotations
 
-from srtbench.attacks.base import Attack, attack, same
+from srtbench.attacks.base import Attack, attack
 from srtbench.attacks.native import NeighborhoodAttack
 from srtbench.config import require
 from srtbench.maximizers import PGD, GridSearch
@@ -30,24 +30,24 @@ def _blur(sigma: float, sigmas: int = 11) -> GaussianBlur:
     return GaussianBlur(sigma, grid_points=sigmas)
 
 
-@attack("blur-pgd", defaults=same({**_BLUR, **_PGD}), budget=("sigma",), threat="blur",
+@attack("blur-pgd", defaults={**_BLUR, **_PGD}, budget=("sigma",), threat="blur",
         source=f"Gaussian blur of σ ≤ sigma pixels per example, PGD on σ; {_FUTURE}",
         notes="step_size is a fraction of sigma", header="Blur-PGD", order=162, white_box=True, quick="steps=5")
 def _blur_pgd(sigma: float, steps: int, step_size: float, start: str) -> Attack:
-    return NeighborhoodAttack(_blur(sigma), _pgd(steps, step_size, start), "blur")
+    return NeighborhoodAttack(_blur(sigma), _pgd(steps, step_size, start))
 
 
-@attack("blur-grid", defaults=same({**_BLUR, "sigmas": 11}), budget=("sigma",), threat="blur",
+@attack("blur-grid", defaults={**_BLUR, "sigmas": 11}, budget=("sigma",), threat="blur",
         source=f"Gaussian blur, the worst of `sigmas` values of σ evenly spaced in [0, sigma]; {_FUTURE}",
         header="Blur-Grid", order=164, quick="sigmas=5")
 def _blur_grid(sigma: float, sigmas: int) -> Attack:
-    return NeighborhoodAttack(_blur(sigma, sigmas), GridSearch(), "blur")
+    return NeighborhoodAttack(_blur(sigma, sigmas), GridSearch())
 
 
-@attack("color-pgd", defaults=same({**_COLOR, **_PGD}), budget=("brightness", "contrast"), threat="color",
+@attack("color-pgd", defaults={**_COLOR, **_PGD}, budget=("brightness", "contrast"), threat="color",
         source=f"per-channel x' = clip(c·x + b), |log c| ≤ contrast, |b| ≤ brightness, PGD on (log c, b); {_FUTURE}",
         notes="step_size is a fraction of each budget", header="Color-PGD", order=166, white_box=True,
         quick="steps=5")
 def _color_pgd(brightness: float, contrast: float, steps: int, step_size: float, start: str) -> Attack:
     ColorBudget(brightness, contrast)  # one-line errors outside the budget's ranges
-    return NeighborhoodAttack(ColorShift(brightness, contrast), _pgd(steps, step_size, start), "color")
+    return NeighborhoodAttack(ColorShift(brightness, contrast), _pgd(steps, step_size, start))

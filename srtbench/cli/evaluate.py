@@ -22,13 +22,14 @@ def evaluate_cmd(checkpoints, **options):
     torchrun --nproc-per-node 2 -m srtbench -- evaluate runs/srt.pt --n 1000   (examples sharded over ranks;
       the `--` stops torchrun from reading --n as its own --nnodes)
     """
-    from srtbench.evaluate import evaluate, world
+    from srtbench.distributed import current
+    from srtbench.evaluate import evaluate
     from srtbench.runtime import set_threads
 
     set_threads()  # this process's share of the cores ($SRTBENCH_THREADS), before any work
     cfg = from_options(EvalConfig, options)
     summaries = evaluate(_without_resume_states(checkpoints), cfg)
-    if world()[0] == 0:  # under torchrun, rank 0 speaks for all
+    if current().main:  # under torchrun, rank 0 speaks for all
         for summary in summaries:
             click.echo(report(summary))
         click.echo(f"rows in {cfg.out}")
@@ -63,7 +64,8 @@ def budget_text(budget: dict, sources: dict) -> str:
 
 
 def report(summary) -> str:
-    """Rows with their budgets, worst case per threat group with the risks of Definition 2, and every WARN flag.
+    """Rows with their budgets, worst case per group of attacks (threat, norm) with the risks of Definition 2, every
+    WARN flag.
 
     Percentages are rounded as the tables round them (`tables.fixed`: 15.625 is 15.63 in both) and printed as
     written (tabulate would reparse "40.00" as 40)."""
@@ -111,20 +113,21 @@ def report(summary) -> str:
 @click.option("--dataset", default=None, help="show the defaults of one dataset only")
 def attacks_cmd(dataset):
     """List the attack battery with its default settings per dataset and where they come from."""
-    from srtbench.attacks import ATTACKS, FAMILIES, family
+    from srtbench.attacks import ATTACKS, attack_defaults
+    from srtbench.data import DATASETS
 
-    families = [family(dataset)] if dataset else list(FAMILIES)
+    datasets = [DATASETS.get(dataset).name] if dataset else DATASETS.names()
     click.echo("Defaults per dataset; `srtbench evaluate` attacks a checkpoint at the budget it was trained against\n"
                "(ε for pixel-wise attacks, rotation/translation for spatial ones; the step size follows ε), and\n"
                "settings written as name[k=v] win over both. Each row's budget_source says which applied.\n")
     for name in ATTACKS.names():
         info = ATTACKS.meta(name)["info"]
-        click.echo(f"{name}  [{info.threat}{', minimum-norm' if info.minimum_norm else ''}; {info.library}]")
+        click.echo(f"{name}  [{info.group}{', minimum-norm' if info.minimum_norm else ''}; {info.library}]")
         click.echo(f"    {info.source}")
-        for fam in families:
+        for ds in datasets:
             settings = ",".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in info.defaults[fam].items())
-            click.echo(f"    {fam:13s} {name}[{settings}]")
+                                for k, v in attack_defaults(name, ds).items())
+            click.echo(f"    {ds:13s} {name}[{settings}]")
         click.echo(f"    budget (scaled by --fractions): {', '.join(info.budget)}")
         if info.notes:
             click.echo(f"    {info.notes}")

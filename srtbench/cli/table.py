@@ -17,7 +17,10 @@ from srtbench.cli import main
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="also write the table to this file")
 @click.option("--flags", "show_flags", is_flag=True, help="list every row's sanity flags instead of accuracies")
 @click.option("--attacks", default=None, help="comma-separated attacks to show as columns (default: the layout's)")
-def table(results, layout, fmt, compare, out, show_flags, attacks):
+@click.option("--title", default=None, help="the table's title (default: the layout's)")
+@click.option("--per-seed", is_flag=True, help="a row per training seed (default: runs that differ only in their "
+              "seed are one row, mean ± standard deviation)")
+def table(results, layout, fmt, compare, out, show_flags, attacks, title, per_seed):
     """Pivot results CSVs (files or folders) into a table; best value per column in bold, '–' where missing."""
     from srtbench import results as results_csv
     from srtbench import tables
@@ -25,16 +28,19 @@ def table(results, layout, fmt, compare, out, show_flags, attacks):
     from srtbench.runtime import atomic_write_text
 
     chosen = tables.LAYOUTS.get(layout)
+    changes = {"title": title} if title else {}
     if attacks:
+        changes["attacks"] = tuple(a.strip() for a in attacks.split(",") if a.strip())
+    if changes:
         import dataclasses
 
-        chosen = dataclasses.replace(chosen, attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()))
+        chosen = dataclasses.replace(chosen, **changes)
     renderer = tables.FORMATS.get(fmt)
     require(compare is None or chosen.paper is not None or compare != "paper",
             "--compare paper needs one of the paper's layouts (--layout table1 ... table9)")
     reference = tables.reference_results(compare) if compare else None
     frame = results_csv.collect(results)
-    text = renderer(tables.flags(frame) if show_flags else tables.build(frame, chosen, reference))
+    text = renderer(tables.flags(frame) if show_flags else tables.build(frame, chosen, reference, per_seed=per_seed))
     if out:
         atomic_write_text(out, text)
     click.echo(text, nl=False)

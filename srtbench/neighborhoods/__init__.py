@@ -25,13 +25,13 @@ from srtbench.neighborhoods.compound import Compound
 from srtbench.neighborhoods.blur import BlurBudget, GaussianBlur
 from srtbench.neighborhoods.color import ColorBudget, ColorShift
 # isort: on
-from srtbench.neighborhoods.threat import atoms, canonical, threat_config, threat_parts
+from srtbench.neighborhoods.threat import atoms, budget_record, canonical, threat_config, threat_parts
 
 ThreatConfig = threat_config()  # `threat` plus the budget fields of every threat registered above
 
 __all__ = [
     "NEIGHBORHOODS", "RNG", "BlurBudget", "BoxNeighborhood", "ColorBudget", "ColorShift", "Compound", "ExampleRNG",
     "GaussianBlur", "Neighborhood", "Params", "PixelBall", "PixelBudget", "Solve", "SolverSettings", "Spatial",
-    "SpatialBudget", "ThreatConfig", "assign", "atoms", "budget_pgd", "canonical", "detach", "index", "rand", "randn",
-    "repeat", "solve", "subset", "threat_parts", "uniform",
+    "SpatialBudget", "ThreatConfig", "assign", "atoms", "budget_pgd", "budget_record", "canonical", "detach", "index",
+    "rand", "randn", "repeat", "solve", "subset", "threat_parts", "uniform",
 ]

@@ -175,6 +175,11 @@ class Neighborhood(ABC):
     def contains(self, theta: Params, tol: float = 1e-5) -> torch.Tensor:
         """Per-example bool: θ within the budget."""
 
+    def contains_image(self, x: torch.Tensor, x_adv: torch.Tensor, tol: float = 1e-5) -> torch.Tensor:
+        """Per-example bool: the image x_adv itself lies within the budget around x, where the budget is a distance
+        between images (a pixel ball); a transformation's budget is on θ alone (`contains`), so all True."""
+        return torch.ones(len(x), dtype=torch.bool, device=x.device)
+
     @abstractmethod
     def scaled(self, fraction: float) -> Neighborhood:
         """The same neighborhood with every budget multiplied by `fraction` (Figures 1 and 7)."""

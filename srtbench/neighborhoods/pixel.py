@@ -12,6 +12,17 @@ from srtbench.config import field, require
 from srtbench.neighborhoods.base import NEIGHBORHOODS, Neighborhood, rand, randn, solve, uniform
 
 
+def norm(d: torch.Tensor, p: str) -> torch.Tensor:
+    """Per-example size of a perturbation `d` in the ℓ∞ or ℓ2 norm, or ℓ0 (input values changed by over 1e-6): the one
+    definition the pixel ball and every attack's reported distance use."""
+    flat = d.flatten(1)
+    if p == "linf":
+        return flat.abs().amax(1)
+    if p == "l2":
+        return flat.norm(dim=1)
+    return (flat.abs() > 1e-6).sum(1).float()
+
+
 @dataclass
 class PixelBudget:
     norm: str = field("linf", "norm of the pixel-wise part", choices=("linf", "l2"))
@@ -45,8 +56,7 @@ class PixelBall(Neighborhood):
         return torch.zeros_like(x)
 
     def _norms(self, d: torch.Tensor) -> torch.Tensor:
-        flat = d.flatten(1)
-        return flat.abs().amax(1) if self.norm == "linf" else flat.norm(dim=1)
+        return norm(d, self.norm)
 
     def sample(self, x, gen=None):
         if self.norm == "linf":
@@ -82,6 +92,9 @@ class PixelBall(Neighborhood):
 
     def contains(self, theta, tol=1e-5):
         return self._norms(theta) <= self.epsilon + tol
+
+    def contains_image(self, x, x_adv, tol=1e-5):
+        return self._norms(x_adv - x) <= self.epsilon + tol
 
     def scaled(self, fraction):
         return replace(self, epsilon=self.epsilon * fraction)

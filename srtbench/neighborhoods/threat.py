@@ -58,6 +58,18 @@ class _ThreatConfig:
         built = tuple(NEIGHBORHOODS.get(p).from_budget(self.budget_of(p)) for p in self.parts())
         return built[0] if len(built) == 1 else Compound(built)
 
+def budget_record(threat: dict | None) -> dict[str, Any]:
+    """The budgets of a recorded threat (a ThreatConfig as a dict, as checkpoints hold it): each Budget field of every
+    part it chains, e.g. {"epsilon": 0.1, "norm": "linf"}; {} for none or a threat this version does not know."""
+    if not isinstance(threat, dict):
+        return {}
+    try:
+        parts = threat_parts(str(threat.get("threat")))
+    except Exception:  # noqa: BLE001 - a checkpoint of an unknown threat records no budget
+        return {}
+    names = [f.name for p in parts for f in dataclasses.fields(NEIGHBORHOODS.get(p).Budget)]
+    return {k: threat[k] for k in names if k in threat}
+
 
 def _copy(f: dataclasses.Field) -> dataclasses.Field:
     if f.default is not dataclasses.MISSING:

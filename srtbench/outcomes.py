@@ -1,0 +1,65 @@
+"""Per-example outcomes of an attack and what they add up to: accuracies, the empirical risks of Definition 2, and
+the worst case over attacks taken per example (an example counts as robust only if every attack failed on it).
+Evaluation computes them; tables read them back from the per-example side files."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class Examples:
+    """Per-example outcomes of one (attack, fraction): the PER_EXAMPLE_KEYS of results."""
+
+    index: torch.Tensor
+    label: torch.Tensor
+    clean_pred: torch.Tensor
+    adv_pred: torch.Tensor
+    distance: torch.Tensor
+
+    @property
+    def clean_correct(self) -> torch.Tensor:
+        return self.clean_pred == self.label
+
+    @property
+    def adv_correct(self) -> torch.Tensor:
+        return self.clean_correct & (self.adv_pred == self.label)  # x itself lies in N(x)
+
+    @property
+    def broken(self) -> torch.Tensor:
+        return self.adv_pred != self.clean_pred  # R_rob(x) = 1
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return {"index": self.index, "label": self.label, "clean_pred": self.clean_pred, "adv_pred": self.adv_pred,
+                "clean_correct": self.clean_correct, "adv_correct": self.adv_correct, "distance": self.distance}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Examples:
+        return cls(d["index"], d["label"], d["clean_pred"], d["adv_pred"], d["distance"])
+
+
+def risks(ex: Examples) -> dict[str, float]:
+    """The empirical risks of Definition 2 (Eqs. (2)-(4)), in percent."""
+    stand = (~ex.clean_correct).float()
+    return {"R_stand": 100 * stand.mean().item(), "R_rob": 100 * ex.broken.float().mean().item(),
+            "R_adv": 100 * (~ex.adv_correct).float().mean().item()}
+
+
+def worst_case(examples: list[Examples]) -> Examples:
+    """Per example, the first attack that breaks it (its prediction counts), else the clean prediction."""
+    first = examples[0]
+    adv = first.clean_pred.clone()
+    open_ = torch.ones(len(adv), dtype=torch.bool)
+    for ex in examples:
+        hit = open_ & ex.broken
+        adv[hit] = ex.adv_pred[hit]
+        open_ &= ~hit
+    return Examples(first.index, first.label, first.clean_pred, adv, torch.full((len(adv),), math.nan))
+
+
+def accuracy(mask: torch.Tensor) -> float:
+    return 100.0 * mask.float().mean().item()

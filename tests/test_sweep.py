@@ -1,0 +1,107 @@
+"""`srtbench sweep FILE.toml`: defenses × threats × grid × seeds as recipe steps, run on an embedded Ray."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from srtbench import recipes, sweep
+from srtbench.cli import main
+from srtbench.errors import SrtbenchError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "sweeps"
+
+
+def trains(steps):
+    return [s.job for s in steps if s.kind == "train"]
+
+
+def test_the_tiny_example_trains_each_defense_once_per_seed_then_draws_one_table():
+    steps = sweep.plan(sweep.load(EXAMPLES / "tiny.toml"))
+    assert [(j.defense, j.option("seed", 0)) for j in trains(steps)] == [
+        ("standard", 0), ("at", 0), ("standard", 1), ("at", 1)]
+    assert [j.out for j in trains(steps)][:2] == ["runs/sweeps/tiny/standard.pt", "runs/sweeps/tiny/at.pt"]
+    assert all(j.option("iterations") == 24 and j.option("n_labeled") == 1000 for j in trains(steps))
+    table = steps[-1]
+    assert table.kind == "table" and set(table.job.csvs) == {s.output for s in steps if s.kind == "evaluate"}
+
+
+def test_a_grid_value_multiplies_only_the_defenses_that_read_it():
+    steps = sweep.plan(sweep.load(EXAMPLES / "lambda.toml"), seeds=(0,))
+    jobs = trains(steps)
+    assert [(j.defense, j.option("lam")) for j in jobs] == [
+        ("at", None), ("trades", None), ("srt", 0.25), ("srt", 0.5), ("srt", 1.0), ("srt", 2.0)]
+    assert len({j.out for j in jobs}) == len(jobs) and all(j.option("label") is None for j in jobs)  # λ names rows
+    assert len(sweep.plan(sweep.load(EXAMPLES / "lambda.toml"))) == 3 * 2 * len(jobs) + 1  # three seeds
+
+
+def test_runs_that_differ_beyond_lambda_get_labels_that_say_how(tmp_path):
+    spec = tmp_path / "steps.toml"
+    spec.write_text('name = "k"\npreset = "fmnist-pixel-cpu"\ndefenses = ["at"]\n[grid]\nsteps = [3, 5]\n'
+                    '[evaluate]\nattacks = "fgsm"\n')
+    labels = [j.option("label") for j in trains(sweep.plan(sweep.load(spec)))]
+    assert labels == ["AT [steps 3]", "AT [steps 5]"]
+
+
+def test_threats_cross_the_defenses_that_train_against_them(tmp_path, capsys):
+    spec = tmp_path / "threats.toml"
+    spec.write_text('name = "t"\ndefenses = ["at", "worst-of-k"]\nthreats = ["pixel", "spatial"]\n'
+                    '[evaluate]\nattacks = ["pgd", "gridadv"]\n')
+    jobs = trains(sweep.plan(sweep.load(spec)))
+    assert [(j.defense, j.option("threat"), Path(j.out).stem) for j in jobs] == [
+        ("at", "pixel", "at-pixel"), ("worst-of-k", "spatial", "worst-of-k-spatial")]
+    assert [j.option("label") for j in jobs] == ["AT [pixel]", "Worst-of-k [spatial]"]
+    assert "skipped what the defenses do not train: at against spatial, worst-of-k against pixel" in \
+        capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, message", [
+    ('defenses = ["at"]\nbogus = 1\n[evaluate]\nattacks = "fgsm"\n', "unknown keys bogus"),
+    ('defenses = ["nope"]\n[evaluate]\nattacks = "fgsm"\n', "unknown defense 'nope'"),
+    ('defenses = ["at"]\n[train]\nlearning_rat = 0.1\n[evaluate]\nattacks = "fgsm"\n', "no option learning_rat"),
+    ('defenses = ["at"]\n', "needs attacks"),
+    ('defenses = ["at"\n', "not valid TOML"),
+])
+def test_a_bad_sweep_file_is_a_one_line_error(tmp_path, text, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text)
+    out = CliRunner().invoke(main, ["sweep", str(spec), "--dry-run"])
+    assert out.exit_code == 2 and out.output.count("\n") == 1 and message in out.output, out.output
+
+
+@pytest.fixture(scope="module")
+def embedded_ray(fmnist_train):
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_the_tiny_sweep_runs_on_ray_and_its_table_shows_mean_and_std_over_seeds(embedded_ray, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(EXAMPLES / "tiny.toml", "tiny.toml")
+    out = CliRunner().invoke(main, ["sweep", "tiny.toml", "--jobs", "2"])
+    assert out.exit_code == 0, out.output
+    rows = {ln.split(" | ")[0].strip("| "): ln for ln in out.output.splitlines() if ln.startswith("| AT")
+            or ln.startswith("| Standard")}
+    assert set(rows) == {"AT", "Standard"}  # one row per defense: its two seeds together
+    assert len(re.findall(r"\d+\.\d\d ± \d+\.\d\d", rows["AT"])) >= 3  # clean, FGSM, PGD (and worst case)
+    per_seed = CliRunner().invoke(main, ["table", "results/sweeps/tiny", "--per-seed"])
+    assert per_seed.exit_code == 0 and "±" not in per_seed.output
+    assert len([ln for ln in per_seed.output.splitlines() if ln.startswith("| AT")]) == 2
+    again = CliRunner().invoke(main, ["sweep", "tiny.toml"])  # one after another: everything is done already
+    assert again.exit_code == 0 and again.output.count("done already") == 8, again.output
+
+
+def test_seeds_on_the_command_line_replace_the_files():
+    steps = sweep.plan(sweep.load(EXAMPLES / "tiny.toml"), recipes.parse_seeds("3"))
+    assert {j.option("seed") for j in trains(steps)} == {3}
+    with pytest.raises(SrtbenchError, match="--seeds"):
+        recipes.parse_seeds("-1")
