@@ -105,3 +105,11 @@ def test_seeds_on_the_command_line_replace_the_files():
     assert {j.option("seed") for j in trains(steps)} == {3}
     with pytest.raises(SrtbenchError, match="--seeds"):
         recipes.parse_seeds("-1")
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_sweep_plans_a_train_and_evaluate_per_run_and_one_table(path):
+    steps = sweep.plan(sweep.load(path))
+    kinds = [s.kind for s in steps]
+    assert kinds.count("train") == kinds.count("evaluate") >= 2 and kinds[-1] == "table"
+    assert len({s.output for s in steps if s.kind == "train"}) == kinds.count("train")
