@@ -37,6 +37,11 @@ class Examples:
         return {"index": self.index, "label": self.label, "clean_pred": self.clean_pred, "adv_pred": self.adv_pred,
                 "clean_correct": self.clean_correct, "adv_correct": self.adv_correct, "distance": self.distance}
 
+    def select(self, rows: torch.Tensor) -> Examples:
+        """The outcomes of the examples at `rows` (a mask or positions), in that order."""
+        return Examples(self.index[rows], self.label[rows], self.clean_pred[rows], self.adv_pred[rows],
+                        self.distance[rows])
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Examples:
         return cls(d["index"], d["label"], d["clean_pred"], d["adv_pred"], d["distance"])

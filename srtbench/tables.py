@@ -323,15 +323,14 @@ def worst_case(rows: Sequence[pd.Series]) -> float | None:
         loaded.append(Examples.from_dict(results.read_per_example(path)))
     if not loaded:
         return None
-    common = set.intersection(*(set(ex.index.tolist()) for ex in loaded))
-    if not common:
+    keep = loaded[0].index
+    for ex in loaded[1:]:
+        keep = keep[torch.isin(keep, ex.index)]
+    if not len(keep):
         return None
-    keep = torch.tensor(sorted(common))
-    aligned = []
-    for ex in loaded:
-        at = {int(i): k for k, i in enumerate(ex.index.tolist())}
-        rows_of = torch.tensor([at[int(i)] for i in keep])
-        aligned.append(Examples(*(t[rows_of] for t in (ex.index, ex.label, ex.clean_pred, ex.adv_pred, ex.distance))))
+    # each file's examples in index order, restricted to those every file holds
+    aligned = [ex.select(ex.index.argsort()) for ex in loaded]
+    aligned = [ex.select(torch.isin(ex.index, keep)) for ex in aligned]
     return accuracy(worst_per_example(aligned).adv_correct)
 
 

@@ -318,3 +318,20 @@ def test_attacks_option_picks_the_columns(tmp_path):
     out = run("table", str(path), "--attacks", "pgd,autoattack")
     assert out.exit_code == 0, out.output
     assert "| AT | 70.00 | 50.00 | 48.50 |" in out.output and "GridAdv" not in out.output
+
+
+def test_worst_case_pairs_examples_by_index_over_the_examples_every_attack_saw(tmp_path):
+    """Files in different orders and of different lengths: each example meets itself, the others are left out."""
+    folder = tmp_path / "res"
+    files = {"fgsm": (torch.tensor([3, 2, 1, 0]), [1, 0, 1, 1]), "pgd": (torch.tensor([0, 1, 2]), [1, 1, 0])}
+    for attack, (idx, robust) in files.items():
+        ok = torch.tensor(robust, dtype=torch.bool)
+        results.write_per_example(folder / "ex" / f"{attack}.pt", {
+            "index": idx, "clean_pred": idx, "adv_pred": torch.where(ok, idx, (idx + 1) % 4), "label": idx,
+            "clean_correct": torch.ones(len(idx), dtype=torch.bool), "adv_correct": ok,
+            "distance": torch.zeros(len(idx))})
+    df = results.collect([write_rows(folder / "r.csv", [
+        {"label": "AT", "attack": a, "clean_acc": 100.0, "robust_acc": 50.0, "per_example": f"ex/{a}.pt"}
+        for a in files])])
+    # over examples 0-2: fgsm breaks 2, pgd breaks 2; 0 and 1 survive both (pairing by position would give 1 of 3)
+    assert tables.build(df, "table2").cell("fashion-mnist", "AT", "Worst case").value == pytest.approx(200 / 3)

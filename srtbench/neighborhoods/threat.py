@@ -10,6 +10,7 @@ import typing
 from typing import Any
 
 from srtbench.config import field, require
+from srtbench.errors import SrtbenchError
 from srtbench.neighborhoods.base import NEIGHBORHOODS, Neighborhood
 from srtbench.neighborhoods.compound import Compound
 
@@ -65,7 +66,7 @@ def budget_record(threat: dict | None) -> dict[str, Any]:
         return {}
     try:
         parts = threat_parts(str(threat.get("threat")))
-    except Exception:  # noqa: BLE001 - a checkpoint of an unknown threat records no budget
+    except SrtbenchError:  # a checkpoint of a threat this version does not know records no budget
         return {}
     names = [f.name for p in parts for f in dataclasses.fields(NEIGHBORHOODS.get(p).Budget)]
     return {k: threat[k] for k in names if k in threat}
