@@ -1,5 +1,5 @@
 """What the native re-implementations share with their libraries beyond outcomes (tests/test_attacks.py compares
-those): JSMA's pruned pair search is the n² search, per example; point-wise ends where foolbox's does, at an
+those): JSMA's pair search over Pareto layers is the n² search, per example; point-wise ends where foolbox's does, at an
 adversarial that no single reset keeps adversarial."""
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def _brute_force(theta, grad_t, grad_o, domain):
 
 
 def test_jsma_pair_search_is_the_full_pair_search():
-    """Over random gradients (ties at zero, empty domains, one sign dominating) the pruned search picks the pair
-    the n² search picks, first in row-major order among equals."""
+    """Over random gradients (ties at zero, identical points, empty domains, one sign dominating) the search over
+    the Pareto layers picks the pair the n² search picks, first in row-major order among equals."""
     gen = torch.Generator().manual_seed(0)
     n = 300
     grad_t = torch.randn(64, n, generator=gen)
@@ -34,6 +34,8 @@ def test_jsma_pair_search_is_the_full_pair_search():
     grad_o[:8] = grad_t[:8].abs()  # no pair with α > 0 > β: the n² argmax is pair (0, 0)
     grad_t[8:16] = grad_t[8:16].round()  # many exact ties
     grad_o[20:40] = grad_t[20:40] + 0.3 * torch.randn(20, n, generator=gen)  # bounds far above the best pair
+    grad_t[40:48], grad_o[40:48] = grad_t[40:48].round(), (0.5 * grad_t[40:48]).round()  # many identical points
+    grad_o[48:56] = grad_t[48:56].abs() * 0.01 - 0.02  # a few positive pairs among many dominated features
     domain = torch.rand(64, n, generator=gen) < 0.7
     domain[16:20] = False
     for theta in (1.0, -1.0):

@@ -10,7 +10,7 @@ from srtbench.attacks.base import Attack, AttackOutput, attack, in_box, norm
 from srtbench.config import require
 from srtbench.maximizers import eval_mode
 
-CANDIDATES = 64  # features whose pairs are scored first (the best pair of all lies among them, or is found next)
+LAYERS = 3  # Pareto layers of (a, b) scored: the best pair lies in the first two; the third is a margin for rounding
 
 
 def _best_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,12 +23,38 @@ def _best_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return score.view(len(a), -1).gather(1, flat[:, None]).squeeze(1), flat
 
 
+def _pareto_layers(a: torch.Tensor, b: torch.Tensor, layers: int) -> torch.Tensor:
+    """Per row, a mask of the points (a_i, b_i) in the first `layers` Pareto layers (maxima of both), or a superset:
+    points tied with their dominator are kept, but of identical points only the first two (by index), which hold
+    every pair the copies can make first in row-major order (gradients are often exactly 0 on hundreds of
+    features).  Sorted by a then b, both descending (then by index), a point is in the front of the points left
+    exactly when its b reaches every b before it."""
+    by_b = torch.sort(b, dim=1, descending=True, stable=True).indices
+    order = by_b.gather(1, torch.sort(a.gather(1, by_b), dim=1, descending=True, stable=True).indices)
+    left, a_sorted = b.gather(1, order), a.gather(1, order)
+    same = torch.zeros_like(left, dtype=torch.bool)
+    same[:, 1:] = (a_sorted[:, 1:] == a_sorted[:, :-1]) & (left[:, 1:] == left[:, :-1])
+    copy = same.clone()
+    copy[:, 1:] &= same[:, :-1]  # a third (or later) copy of a point
+    left = left.masked_fill(copy, -math.inf)
+    front = torch.zeros_like(left, dtype=torch.bool)
+    floor = torch.full_like(left[:, :1], -math.inf)
+    for _ in range(layers):
+        before = torch.cat([floor, left.cummax(1).values[:, :-1]], 1)
+        layer = (left >= before) & ~front & ~copy
+        front |= layer
+        left = left.masked_fill(layer, -math.inf)
+    return torch.zeros_like(front).scatter_(1, order, front)
+
+
 class JSMA(Attack):
     """Jacobian saliency map attack (Papernot et al. 2016, Eqs. (8)-(10)), pairs of features.
 
     The same algorithm as torchattacks.JSMA (target (y + 1) mod K, θ added to the two features of the
-    highest saliency, at most ceil(γ·n / 2) iterations, stop at the target), but batched over images and
-    with 2 backward passes per step (target logit and sum of logits) instead of K per image.
+    highest saliency, at most ceil(γ·n / 2) iterations, stop at the target), but batched over images, with
+    2 backward passes per step (target logit and sum of logits) instead of K per image, and the pair searched
+    among a few dozen features (the Pareto layers) instead of all n² pairs.  A step then costs what its forward
+    and two backward passes cost (1.16 ms against 1.1-1.2 ms per image on one thread, SmallCNN, 2026-11-30).
     """
 
     threat = "l0"
@@ -43,44 +69,28 @@ class JSMA(Attack):
 
         With a = ±∂Z_t/∂x and b = ∓Σ_{j≠t} ∂Z_j/∂x per feature, the score of a pair is relu(a_p + a_q)·relu(b_p + b_q),
         which equals α·|β| where the conditions hold and 0 elsewhere; features outside the search domain are
-        pushed out of the conditions.  No pair with feature p scores above relu(a_p + max a)·relu(b_p + max b), so
-        the pairs among the CANDIDATES features of highest bound are scored exactly, and where the best of them
-        beats every other feature's bound it is the best pair of all (the same pair, ties included, as scoring all
-        n² pairs); elsewhere the pairs of every feature whose bound reaches that best score are scored.
+        pushed out of the conditions.  A positive score grows strictly in a_q and in b_q, so a feature q that another
+        feature q' ≠ p dominates (a_q' ≥ a_q and b_q' ≥ b_q, one strictly) is never the best partner of p: every best
+        pair, ties included, lies in the first two Pareto layers of the points (a_q, b_q) (a partner dominated by p
+        alone sits in the second).  Scoring every pair of the first LAYERS layers, in feature order, gives the same
+        pair as scoring all n² pairs, first in row-major order among equals (as torchattacks does), at a few dozen
+        features per image instead of n.
         """
         sign = 1.0 if self.theta > 0 else -1.0
         coef = 2.0 * (~domain).float() * sign
         a = (grad_t - coef * grad_t.abs().amax(1, keepdim=True)).mul_(sign)
         b = (grad_o + coef * grad_o.abs().amax(1, keepdim=True)).mul_(-sign)
         n = a.shape[1]
-        bound = (a + a.amax(1, keepdim=True)).clamp_(min=0) * (b + b.amax(1, keepdim=True)).clamp_(min=0)
-        k = min(n, CANDIDATES)
-        top = bound.topk(min(n, k + 1), dim=1)
-        cand = top.indices[:, :k].sort(1).values  # in feature order: row-major ties break as over all pairs
-        value, flat = _best_pair(a.gather(1, cand), b.gather(1, cand))
-        p, q = cand.gather(1, (flat // k)[:, None]).squeeze(1), cand.gather(1, (flat % k)[:, None]).squeeze(1)
-        if k == n:
-            return p, q
-        # elsewhere every pair that scores as much as `value` has both features of bound >= value (> 0 where
-        # value is 0): score exactly the pairs of those features, in feature order
-        todo = (value <= top.values[:, k]).nonzero().squeeze(1)
-        if not len(todo):
-            return p, q
-        at_least = value[todo, None]
-        keep = torch.where(at_least > 0, bound[todo] >= at_least, bound[todo] > 0)
+        keep = _pareto_layers(a, b, LAYERS)
         m = max(2, int(keep.sum(1).max()))
-        index = torch.arange(n, device=a.device).expand(len(todo), n)
+        index = torch.arange(n, device=a.device).expand(len(a), n)
         order = torch.where(keep, index, index + n).argsort(1)[:, :m]  # kept features first, in feature order
         inside = keep.gather(1, order)
-        step = max(1, 2**24 // (m * m))
-        for lo in range(0, len(todo), step):
-            rows, o, inn = todo[lo:lo + step], order[lo:lo + step], inside[lo:lo + step]
-            best, flat = _best_pair(a[rows].gather(1, o).masked_fill(~inn, -math.inf),
-                                    b[rows].gather(1, o).masked_fill(~inn, -math.inf))
-            pp, qq = o.gather(1, (flat // m)[:, None]).squeeze(1), o.gather(1, (flat % m)[:, None]).squeeze(1)
-            # no pair scores above 0: the n² search's argmax is its first pair, (0, 0), as in torchattacks
-            p[rows], q[rows] = torch.where(best > 0, pp, 0), torch.where(best > 0, qq, 0)
-        return p, q
+        best, flat = _best_pair(a.gather(1, order).masked_fill(~inside, -math.inf),
+                                b.gather(1, order).masked_fill(~inside, -math.inf))
+        p, q = order.gather(1, (flat // m)[:, None]).squeeze(1), order.gather(1, (flat % m)[:, None]).squeeze(1)
+        # no pair scores above 0: the n² search's argmax is its first pair, (0, 0), as in torchattacks
+        return torch.where(best > 0, p, 0), torch.where(best > 0, q, 0)
 
     def __call__(self, model, x, target, gen=None):
         with eval_mode(model):
@@ -91,7 +101,7 @@ class JSMA(Attack):
                 num_classes = model(x[:1]).shape[1]
             goal = (target + 1) % num_classes
             active = torch.ones(len(x), dtype=torch.bool, device=x.device)
-            chunk = 1024  # saliency tensors are (b, k, k) for k candidates, (b, m, m) for the m that may beat them
+            chunk = 1024  # saliency tensors are (b, m, m) for the m features of the Pareto layers
             iterations = math.ceil(n * self.gamma / 2.0)
             for step in range(iterations + 1):
                 rows = active.nonzero().squeeze(1)
@@ -122,16 +132,15 @@ class JSMA(Attack):
 
 
 @attack("jsma", defaults=dict(theta=1.0, gamma=1.0), budget=("gamma",), threat="pixel", norm="l0",
-        library="native (identical adversarial images to torchattacks 3.5.1 JSMA, 6-9× faster: benchmarks/attacks.py)",
+        library="native (identical adversarial images to torchattacks 3.5.1 JSMA, 7-10× faster: benchmarks/attacks.py)",
         source="Papernot et al. 2016. The paper: \"implemented based on Advertorch\", no settings; chosen: advertorch"
                " 0.2.3 JacobianSaliencyMapAttack's defaults θ = 1.0, γ = 1.0 (any number of input values; at most"
                " n/2 iterations of a pair each)",
         notes="the paper gives no target: (C(x) + 1) mod K, as torchattacks; distance = changed input values."
               " torchattacks' default γ is 0.1 (jsma[gamma=0.1]). `SRTBENCH_THREADS=1 python benchmarks/attacks.py"
-              " --quick --only jsma` (10 images, SmallCNN after 100 SGD steps; 2026-11-30, shared machine): 6.3-7.2×"
-              " torchattacks' speed at γ 1, 8.1-8.8× at γ 0.1 over two runs, identical images on 10/10 at both"
-              " (issue 15's target, 10×, not reached: two backward passes per step and batches that shrink to the"
-              " last image set the floor)",
+              " --only jsma --checkpoint models/fmnist-srt-pixel.pt` (50 images; 2026-11-30, a training run on the"
+              " other core): 9.6× torchattacks' speed at γ 1 and 7.3× at γ 0.1, identical images on 50/50 at both"
+              " (issue 15's target is 10×: a step now costs what its forward and two backward passes cost)",
         header="JSMA", order=40, slow=True, white_box=True, quick="gamma=0.05")
 def _jsma(theta: float, gamma: float) -> Attack:
     return JSMA(theta, gamma)
