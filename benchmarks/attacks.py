@@ -13,6 +13,7 @@ native) against foolbox's on the robust `models/fmnist-srt-pixel.pt` and the sta
 AutoAttack: our cascade against the official implementation (`pyautoattack`, version='standard') on the same
 images of the robust `models/fmnist-srt-pixel.pt` at ε 0.1 (its own budget): robust accuracy and time.
 autoattack-floor: each stage's time and passes per example, against the cost of those passes here (the floor).
+threads (CPU): one forward and one forward + backward per image at 1 thread and at every usable core.
 srt-step: the training guard, one SRT step with K = 5 against one standard step (< K + 1.5).
 Every section prints the torch thread count it ran with ($SRTBENCH_THREADS sets it, as for `srtbench`).
 """
@@ -35,7 +36,7 @@ from srtbench.maximizers import PGD, cross_entropy
 from srtbench.models import create_model
 from srtbench.runtime import resolve_device, set_threads
 
-SECTIONS = ("pgd", "gridadv", "jsma", "cw-l2", "autoattack", "autoattack-floor", "srt-step")
+SECTIONS = ("pgd", "gridadv", "jsma", "cw-l2", "autoattack", "autoattack-floor", "threads", "srt-step")
 ROBUST_MODEL = "models/fmnist-srt-pixel.pt"  # trained at ℓ∞ 0.1: few examples break early, every stage runs
 STANDARD_MODEL = "models/fmnist-standard.pt"
 
@@ -229,6 +230,37 @@ def bench_autoattack_floor(args, device):
           f" ({total:.0f} s for these {n})")
 
 
+def bench_threads(args, device):
+    """How the passes every attack is made of scale with torch threads: one forward, and one forward + backward
+    (input gradient), per image on a batch of 256 of the robust model, at 1 thread and at every usable core,
+    alternating over three rounds (best of each)."""
+    from srtbench.runtime import usable_cores
+
+    model, _, x, _ = robust_batch(256, device)
+
+    def forward():
+        with torch.no_grad():
+            return model(x)
+
+    def forward_backward():
+        xg = x.clone().requires_grad_(True)
+        return torch.autograd.grad(model(xg).sum(), xg)[0]
+
+    before, counts = torch.get_num_threads(), sorted({1, usable_cores()})
+    best = {}
+    for _ in range(3):
+        for count in counts:
+            torch.set_num_threads(count)
+            for name, fn in (("forward", forward), ("forward + backward", forward_backward)):
+                t, _ = timed(fn, device, 3)
+                best[name, count] = min(best.get((name, count), float("inf")), t / len(x))
+    torch.set_num_threads(before)
+    rows = [[name] + [f"{1000 * best[name, c]:.3f}" for c in counts]
+            + [f"{best[name, 1] / best[name, counts[-1]]:.2f}x"] for name in ("forward", "forward + backward")]
+    print(f"\nPasses of {ROBUST_MODEL} on {device}, ms per image at each thread count (batch 256)")
+    print(tabulate(rows, headers=["pass"] + [f"{c} thread{'s' * (c > 1)}" for c in counts] + ["speed-up"]))
+
+
 def bench_srt_step(args, device):
     """Training guard: one SRT step with K = 5 PGD steps against one standard step, each a whole optimizer step
     (objective, backward, SGD) on a SmallCNN and a batch of 128 Fashion-MNIST images (SRT: 64 labeled + 64
@@ -364,6 +396,9 @@ def main():
 
     if "autoattack-floor" in only:
         bench_autoattack_floor(args, device)
+
+    if "threads" in only and device.type == "cpu":
+        bench_threads(args, device)
 
     if "srt-step" in only:
         bench_srt_step(args, device)
