@@ -82,7 +82,8 @@ class FoolboxMinimumNorm(Attack):
               " ε = 2): steps 100 → 200 → 0.0 pt change, binary search 5 → 9 → 2 pt (so 9); CIFAR-10 not measured."
               " Its distances are upper bounds on the minimum: on models/fmnist-srt-pixel.pt foolbox's runs of 100"
               " Adam steps are far from converged, and the native search, which starts each run from the best"
-              " adversarial so far, finds a median ℓ2 about 30% smaller (srtbench/attacks/cw_l2.py)",
+              " adversarial so far, finds a median ℓ2 about 30% smaller (srtbench/attacks/cw_l2.py); it is still not"
+              " converged there: on 1,000 images of that model (2026-11-30) DDN's median is 1.21 against C&W-ℓ2's 1.9",
         header="C&W-ℓ2", order=60, slow=True, white_box=True, quick="steps=20,binary_search_steps=2")
 def _cw_l2(epsilon, steps, binary_search_steps, stepsize, confidence, initial_const, library) -> Attack:
     import foolbox as fb
