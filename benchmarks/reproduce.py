@@ -20,26 +20,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from srtbench import recipes, results
+from srtbench import recipes, results, sweep
 
 ATTACKS = ("fgsm", "pgd[steps=10]")
 
 
 def experiment(iterations: int, seeds: tuple[int, ...]) -> list[recipes.Step]:
-    steps, csvs = [], []
-    for seed in seeds:
-        for defense in ("standard", "at"):
-            out = f"runs/bench/{defense}{recipes.seed_suffix(seed)}.pt"
-            steps.append(recipes.train_step(defense, out, "fmnist-pixel-cpu", [
-                ("iterations", iterations), ("n_labeled", 2000), ("check_size", 0), ("amp", False), ("seed", seed)]))
-            csvs.append(f"results/bench/{Path(out).stem}.csv")
-            steps.append(recipes.evaluate_step((out,), csvs[-1], ATTACKS, n=500, sanity=False))
-    steps.append(recipes.Step(recipes.TableJob(tuple(csvs), "auto", "results/bench/bench.md")))
-    return steps
+    """Standard training and AT per seed on 2,000 labeled images, each attacked on 500 test images, then a table."""
+    return sweep.plan(sweep.Sweep("bench", ("standard", "at"), seeds=seeds, preset="fmnist-pixel-cpu",
+                                  train=(("iterations", iterations), ("n_labeled", 2000), ("check_size", 0),
+                                         ("amp", False)),
+                                  evaluate=(("attacks", ",".join(ATTACKS)), ("n", 500), ("sanity", False))))
 
 
 def numbers(folder: Path) -> dict:
-    frame = results.collect([folder / "results" / "bench"])
+    frame = results.collect([folder / "results" / "sweeps" / "bench"])
     return {(Path(str(c)).name, a): round(float(r), 4) for c, a, r in
             zip(frame["checkpoint"], frame["attack"], frame["robust_acc"])}
 

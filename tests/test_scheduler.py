@@ -16,6 +16,7 @@ import pytest
 
 from srtbench import recipes, results
 from srtbench.errors import SrtbenchError
+from srtbench.sweep import Sweep, plan
 
 ray = pytest.importorskip("ray")
 scheduler = pytest.importorskip("srtbench.scheduler")
@@ -33,19 +34,14 @@ def embedded_ray(fmnist_train):
 
 
 def tiny_experiment(iterations: int = 16, seeds=(0, 1)) -> list[recipes.Step]:
-    steps, csvs = [], []
-    for seed in seeds:
-        out = f"runs/tiny/standard{recipes.seed_suffix(seed)}.pt"
-        steps.append(recipes.train_step("standard", out, "fmnist-pixel-cpu",
-                                        [("iterations", iterations), *TINY, ("seed", seed)]))
-        csvs.append(f"results/tiny/standard{recipes.seed_suffix(seed)}.csv")
-        steps.append(recipes.evaluate_step((out,), csvs[-1], ATTACKS, n=100, sanity=False))
-    steps.append(recipes.Step(recipes.TableJob(tuple(csvs), "auto", "results/tiny/tiny.md")))
-    return steps
+    """Standard training per seed, each attacked, then one table: a sweep's plan (runs/sweeps/tiny/...)."""
+    return plan(Sweep("tiny", ("standard",), seeds=tuple(seeds), preset="fmnist-pixel-cpu",
+                      train=(("iterations", iterations), *TINY),
+                      evaluate=(("attacks", ",".join(ATTACKS)), ("n", 100), ("sanity", False))))
 
 
 def numbers(folder: Path) -> dict:
-    frame = results.collect([folder / "results" / "tiny"])
+    frame = results.collect([folder / "results" / "sweeps" / "tiny"])
     return {(Path(str(c)).name, a): (float(cl), float(r))
             for c, a, cl, r in zip(frame["checkpoint"], frame["attack"], frame["clean_acc"], frame["robust_acc"])}
 
@@ -60,9 +56,9 @@ def test_jobs_on_embedded_ray_give_the_sequential_runs_numbers(embedded_ray, tmp
         go()
     sequential, parallel = numbers(tmp_path / "one-by-one"), numbers(tmp_path / "ray")
     assert len(sequential) == 4 and parallel == sequential
-    log = (tmp_path / "ray" / "runs" / "tiny" / "standard-s1.log").read_text()
+    log = (tmp_path / "ray" / "runs" / "sweeps" / "tiny" / "standard-s1.log").read_text()
     assert "--seed 1" in log.splitlines()[0] and "standard pixel | 16/16 (100%) | done in" in log  # plain progress
-    assert (tmp_path / "ray" / "results" / "tiny" / "tiny.md").is_file()
+    assert (tmp_path / "ray" / "results" / "sweeps" / "tiny" / "tiny.md").is_file()
 
 
 @pytest.mark.slow
@@ -105,7 +101,7 @@ def test_a_failing_step_is_one_line_and_the_independent_steps_finish(embedded_ra
     failure = [ln for ln in lines if "failed" in ln]
     assert len(failure) == 1 and "\n" not in failure[0]
     assert failure[0].startswith(f"step 1/4 failed: {broken.command} (") and f"log: {broken.log}" in failure[0]
-    assert results.read("results/tiny/standard.csv")["attack"].tolist() == ["fgsm", "pgd"]
+    assert results.read("results/sweeps/tiny/standard.csv")["attack"].tolist() == ["fgsm", "pgd"]
     with pytest.raises(SrtbenchError, match=r"^2 of 4 steps did not finish \(1 failed, 1 skipped"):
         scheduler.outcome(report, len(steps))
 
