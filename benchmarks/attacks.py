@@ -194,10 +194,11 @@ def bench_autoattack_floor(args, device):
     model, dataset, x, y = robust_batch(n, device)
     counting = _Counting(model).eval()
     with torch.no_grad():
-        robust = model(x).argmax(1) == y
+        logits = model(x)
+    robust = logits.argmax(1) == y
     clean = int(robust.sum())
     rows, total = [], 0.0
-    for stage in build(f"autoattack[epsilon={eps}]", dataset).components(counting, 10, 0):
+    for stage in build(f"autoattack[epsilon={eps}]", dataset).components(counting, logits.shape[1], 0):
         idx = robust.nonzero().squeeze(1)
         counting.plain = counting.graded = 0
         t, adv = timed(lambda stage=stage, idx=idx: stage(x[idx], y[idx]).detach(), device, 0)
