@@ -36,8 +36,11 @@ def test_jsma_pair_search_is_the_full_pair_search():
     grad_o[20:40] = grad_t[20:40] + 0.3 * torch.randn(20, n, generator=gen)  # bounds far above the best pair
     grad_t[40:48], grad_o[40:48] = grad_t[40:48].round(), (0.5 * grad_t[40:48]).round()  # many identical points
     grad_o[48:56] = grad_t[48:56].abs() * 0.01 - 0.02  # a few positive pairs among many dominated features
+    grad_t[56:64], grad_o[56:64] = -1.0, 1.0  # every feature alike, but two: the best pair is two identical points
+    grad_t[56:64, [5, 9]], grad_o[56:64, [5, 9]] = 1.0, -1.0
     domain = torch.rand(64, n, generator=gen) < 0.7
     domain[16:20] = False
+    domain[56:64] = True
     for theta in (1.0, -1.0):
         ours = JSMA(theta, 1.0)._saliency(grad_t.clone(), grad_o.clone(), domain)
         assert all(torch.equal(o, r) for o, r in zip(ours, _brute_force(theta, grad_t, grad_o, domain)))
