@@ -20,9 +20,11 @@ data:
 	@if [ ! -e $(FMNIST) ] && [ -z "$$SRTBENCH_DATA" ] && command -v apt-get >/dev/null; then \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; fi
 
+# one pytest-xdist worker per core (tests/conftest.py gives each its share of torch's threads); tests that share an
+# expensive fixture or an embedded Ray run on one worker (xdist_group)
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 demo: setup  # ~2 minutes: trains standard, attacks it beside models/fmnist-{at,srt-pixel}.pt
 	$(BIN)/srtbench data info fashion-mnist

@@ -3,7 +3,9 @@ and read with `torch.load(weights_only=True)`, so loading never runs code from t
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from torch import nn
 
 from srtbench import __version__
 from srtbench.errors import SrtbenchError
+from srtbench.files import open_regular
 from srtbench.runtime import atomic_path, git_commit
 
 FORMAT = "srtbench-checkpoint"
@@ -23,6 +26,59 @@ REQUIRED_META = ("model", "dataset", "in_shape", "num_classes", "mean", "std")
 # for a checkpoint (older versions wrote NAME.last.pt, which --resume still reads)
 RESUME_SUFFIX = ".resume"
 LEGACY_RESUME_SUFFIX = ".last.pt"
+
+
+MAX_LABEL = 200  # characters of a row label (it is a table's row name; a results CSV cell holds at most 128 KiB)
+
+
+def _whole(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _numbers(v: Any) -> bool:
+    return isinstance(v, list) and 1 <= len(v) <= 64 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+
+
+# what each metadata key must hold where present (a downloaded checkpoint is data: checked before it is used)
+META_SCHEMA: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model": (lambda v: isinstance(v, str) and bool(v), "a model name"),
+    "dataset": (lambda v: isinstance(v, str) and bool(v), "a dataset name"),
+    "in_shape": (lambda v: isinstance(v, list) and len(v) == 3 and all(map(_whole(1, 4096), v)),
+                 "[channels, height, width] of whole numbers in [1, 4096]"),
+    "num_classes": (_whole(2, 100_000), "a whole number of classes in [2, 100000]"),
+    "mean": (_numbers, "a list of finite numbers"),
+    "std": (lambda v: _numbers(v) and all(x > 0 for x in v), "a list of positive finite numbers"),
+    "label": (lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_LABEL), f"text of at most {MAX_LABEL} "
+              "characters"),
+    "defense": (lambda v: v is None or isinstance(v, str), "a defense name"),
+    "seed": (lambda v: v is None or _whole(0, 2**64)(v), "a non-negative whole number"),
+    "preset": (lambda v: v is None or isinstance(v, str), "a preset name"),
+    **{k: (lambda v: v is None or isinstance(v, dict), "a table of settings")
+       for k in ("defense_params", "threat", "data", "train", "metrics")},
+    "train_time_s": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             and math.isfinite(v) and v >= 0), "seconds"),
+}
+
+
+def check_meta(meta: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """`meta` if every key META_SCHEMA knows holds what it must (and mean/std match the channels); else one line
+    naming the key."""
+    if not isinstance(meta, dict):
+        raise SrtbenchError(f"{path}: checkpoint metadata is {type(meta).__name__}, not a table")
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise SrtbenchError(f"{path}: incomplete srtbench checkpoint (missing {missing})")
+    for key, (ok, expected) in META_SCHEMA.items():
+        if key in meta and not ok(meta[key]):
+            shown = repr(meta[key])
+            raise SrtbenchError(f"{path}: metadata {key} must be {expected}, got "
+                                f"{shown if len(shown) <= 40 else shown[:37] + '...'}")
+    channels = meta["in_shape"][0]
+    for key in ("mean", "std"):
+        if len(meta[key]) not in (1, channels):
+            raise SrtbenchError(f"{path}: metadata {key} has {len(meta[key])} values for {channels} channels")
+    return meta
 
 
 def resume_path(out: str | os.PathLike) -> Path:
@@ -79,7 +135,10 @@ def load(path: str | os.PathLike) -> Checkpoint:
     if path.is_dir():
         raise SrtbenchError(f"{path}: is a folder, not a checkpoint file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, "rb", "checkpoint") as handle:
+            payload = torch.load(handle, map_location="cpu", weights_only=True)
+    except SrtbenchError:
+        raise
     except Exception as err:  # noqa: BLE001 - a garbage file can make the unpickler raise anything
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         code = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported global" in ln), None)
@@ -89,12 +148,14 @@ def load(path: str | os.PathLike) -> Checkpoint:
         raise SrtbenchError(f"{path}: corrupt or not a PyTorch file ({type(err).__name__}: {first[:120]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SrtbenchError(f"{path}: not an srtbench checkpoint (no '{FORMAT}' header)")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise SrtbenchError(f"{path}: written by a newer srtbench (format {payload['format_version']})")
-    meta = payload.get("meta", {})
-    missing = [k for k in REQUIRED_META if k not in meta]
-    if missing or not isinstance(payload.get("state_dict"), dict):
-        raise SrtbenchError(f"{path}: incomplete srtbench checkpoint (missing {missing or ['state_dict']})")
+    version = payload.get("format_version", 0)
+    if not _whole(0, 2**31)(version):
+        raise SrtbenchError(f"{path}: format_version must be a whole number, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise SrtbenchError(f"{path}: written by a newer srtbench (format {version})")
+    if not isinstance(payload.get("state_dict"), dict):
+        raise SrtbenchError(f"{path}: incomplete srtbench checkpoint (missing ['state_dict'])")
+    meta = check_meta(payload.get("meta", {}), path)
     return Checkpoint(payload["state_dict"], meta, payload.get("resume"), str(path))
 
 

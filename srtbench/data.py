@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from srtbench.config import field, require
+from srtbench.config import field, require, validate
 from srtbench.errors import SrtbenchError
 from srtbench.registry import Registry
 
@@ -154,6 +154,9 @@ def _mnist_like_reader(name: str, torchvision_cls: str) -> Callable:
             dirs = _search_dirs(Path(data_dir), name, torchvision_cls)
         else:
             env = os.environ.get("SRTBENCH_DATA")
+            if env and not Path(env).is_dir():  # a mistyped folder is said, not silently passed over
+                raise SrtbenchError(f"SRTBENCH_DATA={env}: no such folder; point it at the folder holding the "
+                                    "dataset files, or unset it")
             dirs = _search_dirs(Path(env), name, torchvision_cls) if env else []
             dirs += [Path(DEBIAN_DIRS[name])] if name in DEBIAN_DIRS else []
         images, labels = (_find_idx(dirs, stem) for stem in stems)
@@ -267,6 +270,7 @@ class DataConfig:
     split_seed: int = field(0, "seed of the labeled/unlabeled split")
 
     def __post_init__(self):
+        validate(self)
         require(self.n_labeled > 0, f"--n-labeled must be positive, got {self.n_labeled}")
         require(self.n_unlabeled is None or self.n_unlabeled >= 0,
                 f"--n-unlabeled must be >= 0, got {self.n_unlabeled}")

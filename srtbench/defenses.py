@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srtbench.config import field, require
+from srtbench.config import field, require, validate
 from srtbench.data import Batch, DataConfig
 from srtbench.errors import SrtbenchError
 from srtbench.maximizers import build, cross_entropy, eval_mode, kl_to_clean, misclassified, predict
@@ -75,6 +75,7 @@ class DefenseParams:
         "with `srtbench train standard --out runs/teacher.pt` (same --dataset/--n-labeled/--split-seed)")
 
     def __post_init__(self):
+        validate(self)
         require(self.lam is None or self.lam >= 0, f"--lambda must be >= 0, got {self.lam}")
         require(self.beta is None or self.beta >= 0, f"--beta must be >= 0, got {self.beta}")
         require(self.steps >= 1, f"--steps must be >= 1, got {self.steps}")
@@ -311,6 +312,9 @@ def _rst_prepare(setup: Setup) -> None:
     ckpt = checkpoint.load(path)
     if ckpt.meta["dataset"] != data.dataset:
         raise SrtbenchError(f"{path}: teacher was trained on {ckpt.meta['dataset']}, not {data.dataset}")
+    if ckpt.meta["num_classes"] != data.spec.num_classes:
+        raise SrtbenchError(f"{path}: teacher predicts {ckpt.meta['num_classes']} classes, {data.dataset} has "
+                            f"{data.spec.num_classes}")
     setup.params.attach_teacher(ckpt.build_model().to(setup.device))
     if setup.has_unlabeled:
         setup.unlabeled_per_batch = round(setup.batch_size * setup.params.unlabeled_fraction)

@@ -42,7 +42,7 @@ from srtbench.attacks import (
     split_specs,
 )
 from srtbench.checkpoint import load as load_checkpoint
-from srtbench.config import field, require
+from srtbench.config import field, require, validate
 from srtbench.data import DataConfig
 from srtbench.errors import SrtbenchError, describe
 from srtbench.maximizers import build as build_maximizer
@@ -72,11 +72,15 @@ class EvalConfig:
     sanity: bool = field(True, "run the sanity checks (a few extra attack runs on 64 examples)")
 
     def __post_init__(self):
+        validate(self)
         require(self.n >= 1, f"--n must be >= 1, got {self.n}")
+        require(0 <= self.seed < 2**32, f"--seed must be in [0, 2**32), got {self.seed}")
         require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
         require(len(self.fractions) >= 1, "--fractions is empty")
         for f in self.fractions:
             require(math.isfinite(f) and 0 <= f <= 1, f"--fractions must lie in [0, 1], got {f:g}")
+        require(len(set(map(float, self.fractions))) == len(self.fractions),
+                f"--fractions lists a value twice: {','.join(f'{f:g}' for f in self.fractions)}")
         require(self.model is None or all(self.model.partition(":")[::2]),
                 f"--model must be module:function, got {self.model!r}")
 

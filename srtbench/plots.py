@@ -30,8 +30,9 @@ import torch  # noqa: E402
 from srtbench.attacks import header, rank  # noqa: E402
 from srtbench.errors import SrtbenchError  # noqa: E402
 from srtbench.maximizers import cross_entropy  # noqa: E402
-from srtbench.runtime import atomic_path  # noqa: E402
-from srtbench.tables import DATASET_NAMES, check_conflicts, distinguish_models  # noqa: E402
+from srtbench.measurements import pick  # noqa: E402
+from srtbench.runtime import atomic_path, notice  # noqa: E402
+from srtbench.tables import DATASET_NAMES, distinguish_models  # noqa: E402
 
 FORMATS = ("png", "pdf")
 # training-set sizes, for checkpoints whose unlabeled part is "the rest" (n_unlabeled = None)
@@ -57,12 +58,24 @@ def _grid(n_rows: int, n_cols: int, size=(4.0, 3.2), **kw):
 
 
 def literal(text) -> str:
-    """A label as matplotlib shows it verbatim: `$` would start mathtext (labels are free text from files)."""
-    return str(text).replace("$", r"\$")
+    """Free text from files (labels, attack and file names) as matplotlib shows it verbatim: `$` would start
+    mathtext (`$\\undefinedcmd$` stops the plot), and control and invisible characters are written out."""
+    from srtbench.results import clean_text
+
+    return clean_text(str(text)).replace("$", r"\$")
 
 
 def _title(dataset: str, attack: str) -> str:
-    return f"{DATASET_NAMES.get(dataset, dataset)}: {header(attack)}"
+    return literal(f"{DATASET_NAMES.get(dataset, dataset)}: {header(attack)}")
+
+
+def shown(df: pd.DataFrame) -> pd.DataFrame:
+    """One measurement per model and attack, chosen as the tables choose (`measurements.pick`); the rows left out
+    are named on stderr."""
+    df, notes = pick(df)
+    for note in notes:
+        notice(note)
+    return df
 
 
 # ---------------------------------------------------------------- Figures 1 and 7
@@ -77,8 +90,7 @@ def budget(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | No
         df = df[df["attack"].isin(attacks)]
     if df.empty:
         raise SrtbenchError(f"no results for attacks {', '.join(attacks or [])}")
-    df = distinguish_models(df)  # one curve per model, named as the tables name it
-    check_conflicts(df)
+    df = distinguish_models(shown(df))  # one curve per model, named as the tables name it
     panels = sorted({(str(d), str(a)) for d, a in zip(df["dataset"], df["attack"])},
                     key=lambda p: (list(DATASET_NAMES).index(p[0]) if p[0] in DATASET_NAMES else 99, rank(p[1]), p))
     datasets = list(dict.fromkeys(d for d, _ in panels))
@@ -148,6 +160,7 @@ def unlabeled(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] |
     df = df[[probes_own_neighborhood(t, a) for t, a in zip(df["train_threat"], df["attack"])]]
     if df.empty:
         raise SrtbenchError(f"no results at fraction 1.0 for attacks {', '.join(attacks or ['(any)'])}")
+    df = shown(df).copy()
     df["n_unlabeled"] = [n_unlabeled(r) for _, r in df.iterrows()]
     panels = list(dict.fromkeys(zip(df["dataset"], df["attack"])))
     fig, axes = _grid(1, len(panels))
@@ -219,6 +232,8 @@ def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "p
 
     if value not in SURFACE_VALUES:
         raise SrtbenchError(f"unknown surface value {value!r}; choose one of: {', '.join(SURFACE_VALUES)}")
+    if not 2 <= steps <= 401:
+        raise SrtbenchError(f"--steps must be 2 to 401 grid points per direction, got {steps}")
     ckpts = [checkpoint.load(p) for p in checkpoints]
     datasets = {c.meta["dataset"] for c in ckpts}
     if len(datasets) > 1:
@@ -226,6 +241,11 @@ def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "p
     trained = {**ThreatConfig().__dict__, **(ckpts[0].meta.get("threat") or {})}
     budget = {k: trained[k] if v is None else v for k, v in budget.items()}
     budget.update({k: v for k, v in trained.items() if k not in budget and k != "threat"})
+    classes = data.DATASETS.get(ckpts[0].meta["dataset"]).num_classes
+    for c in ckpts:
+        if c.meta["num_classes"] != classes:
+            raise SrtbenchError(f"{c.path}: predicts {c.meta['num_classes']} classes, {c.meta['dataset']} has "
+                                f"{classes}")
     test = data.load(ckpts[0].meta["dataset"], train=False, data_dir=data_dir)
     if not 0 <= index < len(test):
         raise SrtbenchError(f"--index {index} is outside the test set (0..{len(test) - 1})")
@@ -290,7 +310,7 @@ def schedule(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict
         x = "step" if "step" in df.columns and df["step"].notna().all() else "epoch"
         name = Path(path).name.removesuffix(".metrics.csv").removesuffix(".csv")
         data[name] = (df[x].tolist(), df["lr"].astype(float).tolist())
-        ax.plot(*data[name], marker=".", label=name)
+        ax.plot(*data[name], marker=".", label=literal(name))
         ax.set_xlabel(x)
     ax.set(ylabel="learning rate", title="learning-rate schedule")
     ax.grid(alpha=0.3)
@@ -317,7 +337,7 @@ def training(path: str | os.PathLike, out: str | os.PathLike) -> dict[str, dict[
                 rows = df[df[col].notna()]
                 data[panel][col] = (rows["epoch"].tolist(), rows[col].astype(float).tolist())
                 ax.plot(*data[panel][col], marker="o", ms=3, label=col)
-        ax.set(xlabel="epoch", ylabel=panel, title=f"{Path(path).name}: {panel}")
+        ax.set(xlabel="epoch", ylabel=panel, title=literal(f"{Path(path).name}: {panel}"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if not any(data.values()):

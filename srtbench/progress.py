@@ -14,6 +14,7 @@ stderr when stderr is not one.  SRTBENCH_PROGRESS=plain forces plain lines (on s
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -33,6 +34,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+
+from srtbench.errors import SrtbenchError
 
 console = Console(stderr=True)
 DEFAULT_INTERVAL_S = 60.0
@@ -79,12 +82,7 @@ class PlainProgress:
 
     def __init__(self, stream: TextIO, live: Progress | None = None, interval_s: float | None = None):
         self.stream, self.live = stream, live
-        if interval_s is None:
-            try:
-                interval_s = float(os.environ.get("SRTBENCH_PROGRESS_SECONDS", "") or DEFAULT_INTERVAL_S)
-            except ValueError:
-                interval_s = DEFAULT_INTERVAL_S
-        self.interval_s = interval_s
+        self.interval_s = interval_s if interval_s is not None else _interval()
         self.tasks: dict[int, _Task] = {}
 
     def __enter__(self) -> PlainProgress:
@@ -183,9 +181,28 @@ def _rich(disable: bool) -> Progress:
     )
 
 
+MODES = ("", "plain", "off")
+
+
+def _interval() -> float:
+    """$SRTBENCH_PROGRESS_SECONDS: a positive number of seconds (a mistyped one is an error, not ignored)."""
+    text = os.environ.get("SRTBENCH_PROGRESS_SECONDS", "").strip()
+    if not text:
+        return DEFAULT_INTERVAL_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SrtbenchError(f"SRTBENCH_PROGRESS_SECONDS must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def progress_bar(disable: bool = False) -> Progress | PlainProgress:
     """A rich bar on a terminal; plain lines where output goes to a file or pipe (see the module's doc)."""
     mode = os.environ.get("SRTBENCH_PROGRESS", "").strip().lower()
+    if mode not in MODES:
+        raise SrtbenchError(f"SRTBENCH_PROGRESS must be plain or off (or unset), got {mode!r}")
     if disable or mode == "off":
         return _rich(disable=True)
     if mode == "plain":

@@ -843,16 +843,23 @@ def _figure3(plan: Plan) -> None:
 
 
 def parse_seeds(text: str | Sequence[int]) -> tuple[int, ...]:
-    """`0,1,2` -> (0, 1, 2): distinct non-negative integers, in the order given."""
-    if not isinstance(text, str):
-        return tuple(dict.fromkeys(int(s) for s in text)) or (0,)
-    try:
-        seeds = tuple(dict.fromkeys(int(s) for s in text.split(",") if s.strip()))
-    except ValueError:
-        raise SrtbenchError(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds or min(seeds) < 0:
-        raise SrtbenchError(f"--seeds must be non-negative integers, got {text!r}")
-    return seeds
+    """`0,1,2` (or a list from a sweep file) -> (0, 1, 2): distinct non-negative whole numbers below 2**32 (torch's
+    generators take 64 bits; numpy's 32), in the order given."""
+    if isinstance(text, str):
+        try:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        except ValueError:
+            raise SrtbenchError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    elif isinstance(text, (list, tuple)) and all(isinstance(s, int) and not isinstance(s, bool) for s in text):
+        seeds = list(text)
+    else:
+        raise SrtbenchError(f"seeds must be a list of whole numbers, got {text!r}")
+    name = "--seeds" if isinstance(text, str) else "seeds"
+    if not seeds or min(seeds) < 0 or max(seeds) >= 2**32:
+        raise SrtbenchError(f"{name} must be whole numbers in [0, 2**32), at least one, got {text!r}")
+    if len(set(seeds)) < len(seeds):
+        raise SrtbenchError(f"{name} must be distinct, got {text!r}")
+    return tuple(seeds)
 
 
 def plan(experiment: str, scale: str = "cpu", protocol: str = "epochs", seeds: Sequence[int] = (0,)) -> list[Step]:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from srtbench.errors import SrtbenchError
+from srtbench.files import open_regular
 from srtbench.runtime import atomic_path
 
 COLUMNS = (
@@ -84,13 +85,39 @@ def dumps(value: Any) -> str:
 _ESCAPE_SEQUENCE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
                               r"|\x1b[ -/]*[0-~]")
 _LINE_BREAK = re.compile(r"[\t\n\v\f\r\x85\u2028\u2029]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# characters that show nothing, or reorder what follows: zero-width spaces and joiners, marks and overrides of
+# direction, the byte-order mark, variation selectors, invisible operators, Unicode tags.  `S\u200bR\u200cT` would look
+# exactly like `SRT`: they are shown as <U+200B>
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000e0000-\U000e0fff]")
 
 
 def clean_text(text: str) -> str:
     """Free text from a results file (a label, a path) as it may be shown: escape sequences and control characters
-    removed, line breaks and tabs made spaces.  A label travels inside any checkpoint a user downloads."""
-    return _CONTROL.sub("", _LINE_BREAK.sub(" ", _ESCAPE_SEQUENCE.sub("", text)))
+    removed, line breaks and tabs made spaces, invisible and direction characters written out (<U+200B>).  A label
+    travels inside any checkpoint a user downloads."""
+    text = _CONTROL.sub("", _LINE_BREAK.sub(" ", _ESCAPE_SEQUENCE.sub("", text)))
+    return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
+
+
+def shown(text: str) -> str:
+    """`clean_text` line by line: what srtbench prints to a terminal, whatever paths and labels it holds."""
+    return "\n".join(clean_text(line) for line in str(text).split("\n"))
+
+
+FORMULA_START = ("=", "+", "-", "@")  # with tab and carriage return (spaces after clean_text): OWASP's list
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet shows as text: a cell that would start a formula (`=HYPERLINK(...)`, `+cmd|...`, `@SUM`,
+    `-1+1`) gets a leading quote, as OWASP advises for CSV files."""
+    return "'" + text if text.lstrip().startswith(FORMULA_START) else text
+
+
+def _unquoted(text: str) -> str:
+    """The text `spreadsheet_safe` quoted, as it was."""
+    return text[1:] if text.startswith("'") and text[1:].lstrip().startswith(FORMULA_START) else text
 
 
 def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -101,10 +128,12 @@ def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown result columns {sorted(unknown)}")
     out = {c: row.get(c, "") for c in COLUMNS}
     for c in COLUMNS:
-        if c in JSON_COLUMNS and not isinstance(out[c], str):
+        if c in JSON_COLUMNS and (out[c] is None or (isinstance(out[c], float) and math.isnan(out[c]))):
+            out[c] = ""  # missing (a row read back from a file)
+        elif c in JSON_COLUMNS and not isinstance(out[c], str):
             out[c] = dumps(out[c])
         elif c not in JSON_COLUMNS and isinstance(out[c], str):
-            out[c] = clean_text(out[c])
+            out[c] = clean_text(out[c]) if c in NUMBER_COLUMNS else spreadsheet_safe(clean_text(out[c]))
     return out
 
 
@@ -128,7 +157,7 @@ def read(path: str | os.PathLike) -> pd.DataFrame:
     text cleaned (`clean_text`); a malformed row is a one-line error naming the file and its first bad line."""
     path = Path(path)
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
+        with open_regular(path, "r", "results CSV", encoding="utf-8-sig") as handle:
             header, records = _records(path, handle)
     except UnicodeDecodeError:
         raise SrtbenchError(f"{path}: not a readable results CSV (not UTF-8 text)") from None
@@ -139,8 +168,10 @@ def read(path: str | os.PathLike) -> pd.DataFrame:
         raise SrtbenchError(f"{path}: not an srtbench results CSV (missing columns {', '.join(missing)})")
     for line, fields in records:
         problem = next(filter(None, map(_problem, header, fields)), None)
-        if problem:
-            raise SrtbenchError(f"{path}, line {line}: {problem}")
+        empty = next((c for c, v in zip(header, fields) if c in REQUIRED and (not v.strip() or v.strip().lower()
+                                                                                == "nan")), None)
+        if problem or empty:
+            raise SrtbenchError(f"{path}, line {line}: {problem or f'{empty} is missing'}")
     columns = {}
     for i, name in enumerate(header):
         values = [fields[i] for _, fields in records]
@@ -148,8 +179,8 @@ def read(path: str | os.PathLike) -> pd.DataFrame:
             columns[name] = pd.to_numeric(pd.Series([v.strip() or None for v in values], dtype=object))
         else:
             clean = name not in JSON_COLUMNS
-            columns[name] = pd.Series([(clean_text(v) if clean else v) if v else math.nan for v in values],
-                                      dtype=object)
+            columns[name] = pd.Series([(_unquoted(clean_text(v)) if clean else v) if v else math.nan
+                                       for v in values], dtype=object)
     df = pd.DataFrame(columns, index=range(len(records)))
     for c in COLUMNS:
         if c not in df.columns:
@@ -194,8 +225,14 @@ def _problem(column: str, text: str) -> str | None:
             return f"{column} is not a number ({shown})"
         if math.isnan(value):
             return None  # another writer's spelling of a missing value
+        if math.isinf(value) and column not in ("mean_distance", "median_distance"):
+            return f"{column} is not finite ({shown})"
         if column in WHOLE_COLUMNS and not value.is_integer():
             return f"{column} is not a whole number ({shown})"
+        if column in PERCENT_COLUMNS and not 0 <= value <= 100:
+            return f"{column} is a percentage outside [0, 100] ({shown})"
+        if column not in PERCENT_COLUMNS and value < 0:
+            return f"{column} is negative ({shown})"
     elif column in JSON_COLUMNS:
         try:
             value = json.loads(text)
@@ -215,7 +252,7 @@ def collect(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*.csv") if not f.name.startswith("."))
+            files += _folder_csvs(p)
         elif p.exists():
             files.append(p)
         else:
@@ -225,6 +262,25 @@ def collect(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat([read(f) for f in files], ignore_index=True)
 
 
+def _folder_csvs(folder: Path) -> list[Path]:
+    """The results CSVs under `folder`: a linked file must stay inside it; a linked sub-folder is not entered (a
+    notice says so), so a link cannot pull in, or loop over, what lies elsewhere."""
+    from srtbench.files import inside
+    from srtbench.runtime import notice
+
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.name.startswith(".") or any(part.startswith(".") for part in path.relative_to(folder).parts[:-1]):
+            continue
+        if path.is_symlink() and path.is_dir():
+            notice(f"skipped {path}: a linked folder (name it on the command line to read it)")
+        elif path.suffix == ".csv":
+            if path.is_symlink():
+                inside(folder, path, "results CSV")
+            found.append(path)
+    return found
+
+
 def existing_keys(path: str | os.PathLike) -> set[tuple]:
     path = Path(path)
     if not path.exists():
@@ -232,19 +288,49 @@ def existing_keys(path: str | os.PathLike) -> set[tuple]:
     return {key(r) for _, r in read(path).iterrows()}
 
 
+def _cell(value: Any) -> str:
+    """A value as the CSV holds it (what `read` will parse)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _readable(path: Path, row: dict[str, Any]) -> None:
+    """A row `read` accepts, checked before it is written: whatever srtbench writes, it reads back."""
+    for column, value in row.items():
+        problem = _problem(column, _cell(value)) if column in COLUMNS else None
+        if column in REQUIRED and not _cell(value).strip():
+            problem = f"{column} is missing"
+        if problem:
+            raise SrtbenchError(f"{path}: refusing to write a row its reader would reject: {problem}")
+
+
 def append(path: str | os.PathLike, rows: Iterable[dict[str, Any]], replace: bool = False) -> None:
-    """Add rows to a results CSV atomically; with `replace`, rows of the same key are overwritten."""
+    """Add rows to a results CSV atomically; with `replace`, rows of the same key are overwritten.  Columns the
+    file holds beyond COLUMNS (a user's notes) are kept, empty in the new rows."""
     path = Path(path)
-    new = pd.DataFrame([normalize_row(r) for r in rows], columns=list(COLUMNS))
+    new = [_with_extras(r) for r in rows]
+    for row in new:
+        _readable(path, row)
     with _locked(path):  # read, merge and replace as one step: evaluations running side by side lose no rows
+        old = []
         if path.exists():
-            old = read(path).drop(columns=["source"])[list(COLUMNS)]
+            old = [_with_extras(r) for r in read(path).to_dict("records")]
             if replace:
-                new_keys = {key(r) for _, r in new.iterrows()}
-                old = old[[key(r) not in new_keys for _, r in old.iterrows()]]
-            new = pd.concat([old, new], ignore_index=True) if len(old) else new
+                new_keys = {key(r) for r in new}
+                old = [r for r in old if key(r) not in new_keys]
+        extra = list(dict.fromkeys(c for r in (*old, *new) for c in r if c not in COLUMNS))
+        table = pd.DataFrame([*old, *new], columns=[*COLUMNS, *extra])
         with atomic_path(path) as tmp:
-            new.to_csv(tmp, index=False)
+            table.to_csv(tmp, index=False)
+
+
+def _with_extras(row: dict[str, Any]) -> dict[str, Any]:
+    """`normalize_row` of the schema's columns, and any other column a user added to the file kept beside them
+    (spreadsheet-safe), never `source` (which file a row was read from)."""
+    extra = {k: spreadsheet_safe(v) if isinstance(v, str) else v for k, v in row.items()
+             if k not in COLUMNS and k != "source"}
+    return {**normalize_row({k: v for k, v in row.items() if k in COLUMNS}), **extra}
 
 
 @contextlib.contextmanager
@@ -292,7 +378,10 @@ def read_per_example(path: str | os.PathLike) -> dict[str, Any]:
     import torch
 
     try:
-        out = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, "rb", "per-example file") as handle:
+            out = torch.load(handle, map_location="cpu", weights_only=True)
+    except SrtbenchError:
+        raise
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
         raise SrtbenchError(f"{path}: unreadable per-example file ({type(err).__name__})") from None
     if not isinstance(out, dict) or any(k not in out for k in PER_EXAMPLE_KEYS):

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from srtbench.errors import SrtbenchError
+from srtbench.files import regular_or_absent
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -63,6 +64,10 @@ def set_threads() -> int:
             raise SrtbenchError(f"SRTBENCH_THREADS must be a positive integer, got {given!r}") from None
         if count < 1:
             raise SrtbenchError(f"SRTBENCH_THREADS must be a positive integer, got {given!r}")
+        if count > usable_cores():
+            notice(f"SRTBENCH_THREADS={count} exceeds the {usable_cores()} cores this process may use: using "
+                   f"{usable_cores()}")
+            count = usable_cores()
     elif os.environ.get("OMP_NUM_THREADS", "").strip():
         return torch.get_num_threads()
     else:
@@ -149,15 +154,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     killed writer left; the file gets the mode the umask allows (mkstemp's is 0600, unreadable to a group
     sharing the folder)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    regular_or_absent(path, "output")  # never replace a device, a FIFO or a socket with a file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # a read-only folder, a full disk: one line, and the previous file stays
+        raise SrtbenchError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         os.chmod(tmp_path, 0o666 & ~_umask())
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        raise SrtbenchError(f"cannot write {path}: {err.strerror or err}; the previous file, if any, is kept") \
+            from None
+    except RuntimeError as err:  # torch.save's writer on a full disk ("PytorchStreamWriter failed writing file")
+        if "failed writing" not in str(err) and "unexpected pos" not in str(err):
+            raise
+        raise SrtbenchError(f"cannot write {path}: the disk is full or failing ({str(err).splitlines()[0][:80]}); "
+                            "the previous file, if any, is kept") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -207,6 +224,7 @@ def check_writable(out: str, kind: str) -> None:
     path = Path(out)
     if path.is_dir():
         raise SrtbenchError(f"--out {out} is a folder; name {kind}")
+    regular_or_absent(path)
     if path.exists() and not os.access(path, os.W_OK):
         raise SrtbenchError(f"--out {out}: no permission to write this file")
     folder = path.parent

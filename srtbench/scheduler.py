@@ -41,6 +41,25 @@ def import_ray():
     return ray
 
 
+PROBE_S = 10.0  # how long a cluster's address may take to answer before the run gives up on it
+
+
+def check_reachable(address: str, timeout: float = PROBE_S) -> None:
+    """A HOST:PORT that accepts a connection within `timeout` (ray.init would otherwise retry for minutes, printing
+    warnings, before it fails); `auto` is Ray's own look-up and answers at once."""
+    if address == "auto":
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise SrtbenchError(f"--address must be auto or HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise SrtbenchError(f"no Ray cluster answers at {address} ({err.strerror or type(err).__name__}); start one "
+                            "with `ray start --head`, or leave out --address to run here") from None
+
+
 @contextlib.contextmanager
 def connected(address: str | None = None):
     """Ray for the duration: the running instance if this process has one, else a cluster joined at `address`,
@@ -53,6 +72,7 @@ def connected(address: str | None = None):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report sent from a benchmark run
     try:
         if address:
+            check_reachable(address)
             ray.init(address=address, **quiet)
         else:
             import torch

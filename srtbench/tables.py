@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from srtbench import attacks, results
+from srtbench import attacks, measurements, results
 from srtbench.errors import SrtbenchError
+from srtbench.files import inside
+from srtbench.measurements import identity
 from srtbench.registry import Registry
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
@@ -190,12 +192,6 @@ def _columns(layout: Layout, df: pd.DataFrame) -> list[Column]:
     return cols
 
 
-def _identity(row: pd.Series) -> str:
-    """What makes a result a model's: its checkpoint's hash, else (published numbers) its source tag."""
-    sha = row.get("checkpoint_sha256")
-    return str(sha).strip() if isinstance(sha, str) and sha.strip() else str(row.get("checkpoint", ""))
-
-
 def _run_names(paths: Sequence[str]) -> list[str]:
     """The shortest trailing path parts (without .pt) that tell the checkpoints apart: preset/run for
     `runs/fmnist-pixel-cpu/srt-lam0.2.pt` beside `runs/fmnist-spatial-cpu/srt-lam0.2.pt`."""
@@ -214,7 +210,7 @@ def distinguish_models(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     if df.empty:
         return df
-    ident = pd.Series([_identity(r) for _, r in df.iterrows()], index=df.index)
+    ident = pd.Series([identity(r) for _, r in df.iterrows()], index=df.index)
     tags = df["checkpoint"].astype(str)
     published = tags.str.startswith("paper:")
     if tags[published].nunique() > 1:  # the paper's tables side by side: every published row names its table
@@ -231,21 +227,6 @@ def distinguish_models(df: pd.DataFrame) -> pd.DataFrame:
         by_model = dict(zip(models, names))
         df.loc[g.index, "label"] = [f"{lb} ({by_model[m]})" for lb, m in zip(g["label"], ident[g.index])]
     return df
-
-
-def check_conflicts(df: pd.DataFrame) -> None:
-    """One model, one attack with the same settings and fraction, two different numbers: name both files."""
-    keyed = df.assign(_settings=df["attack_params"].where(df["attack_params"].notna(), ""))
-    for (label, dataset, attack, _, fraction), g in keyed.groupby(
-            ["label", "dataset", "attack", "_settings", "fraction"], sort=False, dropna=False):
-        values = g[["clean_acc", "robust_acc"]].astype(float).round(6)
-        distinct = values.drop_duplicates()
-        if len(distinct) > 1:
-            first, second = (g.loc[i] for i in distinct.index[:2])
-            raise SrtbenchError(
-                f"conflicting results for {label} / {dataset} / {attack} @ {fraction:g}: "
-                f"{first['source']} has {first['robust_acc']:.2f}, {second['source']} has {second['robust_acc']:.2f}"
-            )
 
 
 def _assign_rows(layout: Layout, labels: Sequence[str]) -> dict[str, str]:
@@ -300,10 +281,18 @@ def _time_value(rows: pd.DataFrame) -> float | str | None:
 
 
 def _per_example_path(row: pd.Series) -> Path | None:
+    """The row's per-example file: it must lie in its CSV's side folder (NAME.examples/) and be named for the row's
+    checkpoint and attack, so that a row cannot borrow another model's outcomes or read any other file."""
     rel = row.get("per_example")
     if rel is None or pd.isna(rel) or not str(rel).strip():
         return None
-    path = Path(str(row["source"])).parent / str(rel)
+    csv = Path(str(row["source"]))
+    path = csv.parent / str(rel)
+    inside(csv.parent / f"{csv.stem}.examples", path, f"{csv}: per_example")
+    own = f"{str(row.get('checkpoint_sha256', ''))[:12]}-{row['attack']}-"
+    if not path.name.startswith(own):
+        raise SrtbenchError(f"{csv}: per_example {rel} is not the file of its row ({row['attack']} of checkpoint "
+                            f"{own[:12]}...)")
     return path if path.is_file() else None
 
 
@@ -425,7 +414,7 @@ def seed_families(df: pd.DataFrame) -> list[tuple[list, dict[str, int]]]:
     for idxs in groups.values():
         models: dict[str, int | None] = {}
         for idx in idxs:
-            models.setdefault(_identity(df.loc[idx]), train_seed(df.loc[idx]))
+            models.setdefault(identity(df.loc[idx]), train_seed(df.loc[idx]))
         seeds = list(models.values())
         if len(models) > 1 and None not in seeds and len(set(seeds)) == len(seeds):
             out.append((idxs, models))
@@ -444,7 +433,7 @@ def aggregate_seeds(df: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     dropped, used = set(), set()
     for idxs, models in families:
         rows = df.loc[idxs]
-        ident = pd.Series([_identity(r) for _, r in rows.iterrows()], index=rows.index)
+        ident = pd.Series([identity(r) for _, r in rows.iterrows()], index=rows.index)
         settings = rows["attack_params"].where(rows["attack_params"].notna(), "")
         for _, g in rows.groupby([rows["attack"], settings, rows["fraction"].astype(float)], sort=False):
             g = g[~ident[g.index].duplicated()]  # one row per seed
@@ -470,7 +459,7 @@ def label_seeds(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     for idxs, models in seed_families(df):
         for idx in idxs:
-            df.loc[idx, "label"] = f"{df.loc[idx, 'label']} (seed {models[_identity(df.loc[idx])]})"
+            df.loc[idx, "label"] = f"{df.loc[idx, 'label']} (seed {models[identity(df.loc[idx])]})"
     return df
 
 
@@ -499,13 +488,13 @@ def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFra
     if df.empty:
         wanted = ", ".join(layout.attacks) if layout.attacks else "any attack"
         raise SrtbenchError(f"no results for layout {layout.name} (it needs {wanted} at fraction 1.0)")
+    df, not_shown = measurements.pick(df)
     seeds: list[int] = []
     if per_seed:
         df = label_seeds(df)
     else:
         df, seeds = aggregate_seeds(df)
     df = distinguish_models(df)
-    check_conflicts(df)
     columns = _columns(layout, df)
     if any(c.kind == "worst" for c in columns) and not df["per_example"].map(
         lambda p: isinstance(p, str) and bool(p.strip())
@@ -513,7 +502,7 @@ def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFra
         columns = [c for c in columns if c.kind != "worst"]  # nothing to compute it from (e.g. the paper's numbers)
     groups = [Group(ds, _group_rows(layout, columns, part))
               for ds, part in sorted(df.groupby("dataset", sort=False), key=lambda kv: _dataset_order(kv[0]))]
-    table = Table(layout.title, columns, groups)
+    table = Table(layout.title, columns, groups, notes=not_shown)
     if seeds:
         table.notes.append(f"A run trained at several seeds is one row: mean ± standard deviation over its seeds "
                            f"(here {', '.join(map(str, seeds))}); srtbench table --per-seed shows each")
@@ -526,8 +515,7 @@ def _attach_reference(table: Table, layout: Layout, reference: pd.DataFrame) -> 
     ref = _select(reference, layout)
     if ref.empty:
         raise SrtbenchError(f"the reference holds nothing for layout {layout.name}")
-    ref = distinguish_models(ref)
-    check_conflicts(ref)
+    ref = distinguish_models(measurements.pick(ref)[0])
     datasets = list(dict.fromkeys(ref["dataset"]))
     table.compared = True
     for group in table.groups:
@@ -710,13 +698,9 @@ def to_latex(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-_FORMULA_START = ("=", "+", "-", "@")  # with tab and carriage return (spaces after clean_text): OWASP's list
-
-
 def _csv_text(text: str) -> str:
     """A text cell a spreadsheet shows as text: one that would start a formula gets a leading quote."""
-    text = results.clean_text(text)
-    return "'" + text if text.lstrip().startswith(_FORMULA_START) else text
+    return results.spreadsheet_safe(results.clean_text(text))
 
 
 @FORMATS.register("csv")

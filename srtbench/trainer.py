@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from srtbench import checkpoint, data
-from srtbench.config import field, require, to_dict
+from srtbench.config import field, require, to_dict, validate
 from srtbench.defenses import DEFENSES, DefenseParams, Setup, ramp_lambda
 from srtbench.distributed import Dist, all_sum, barrier, gather, init_distributed
 from srtbench.errors import SrtbenchError
@@ -55,7 +55,7 @@ METRICS_COLUMNS = ("epoch", "step", "lr", "loss", "natural_loss", "robust_loss",
 class TrainConfig:
     """The outer minimization: optimizer, schedule, length, held-out check and execution settings."""
 
-    model: str = field("small-cnn", "architecture (see `srtbench models`)", choices=tuple(MODELS.names()))
+    model: str = field("small-cnn", "architecture (see `srtbench models`)", choices=MODELS.names)
     epochs: int = field(10, "passes over the batches (pixel-wise runs count epochs, Appendix B-C, E)")
     iterations: int | None = field(None, "train for this many SGD steps instead (spatial runs, Appendix B: 80,000)")
     batch_size: int = field(128, "global batch size m, labeled + unlabeled together (Appendix B)")
@@ -81,11 +81,15 @@ class TrainConfig:
     channels_last: bool = field(True, "channels_last memory format on CUDA (always off on CPU)")
 
     def __post_init__(self):
+        validate(self)  # types, and finite numbers: NaN or inf never reaches the optimizer
         require(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
         require(self.iterations is None or self.iterations >= 1, f"--iterations must be >= 1, got {self.iterations}")
         require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
         require(self.lr > 0 and self.lr_max > 0, "learning rates must be > 0")
-        require(self.momentum >= 0 and self.weight_decay >= 0, "--momentum and --weight-decay must be >= 0")
+        require(0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}")
+        require(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
+        require(self.gamma > 0, f"--gamma must be > 0, got {self.gamma}")
+        require(0 <= self.seed < 2**32, f"--seed must be in [0, 2**32), got {self.seed}")
         require(all(0 < m < 1 for m in self.milestones), f"--milestones are fractions in (0, 1), got {self.milestones}")
         require(0 < self.cycle_peak < 1, f"--cycle-peak must be in (0, 1), got {self.cycle_peak}")
         require(self.check_size >= 0 and self.check_steps >= 1 and self.check_every >= 1, "bad held-out check settings")
@@ -129,6 +133,8 @@ class Run:
         self.data = self.data or data.DataConfig()
         self.train = self.train or TrainConfig()
         require(str(self.out).endswith(".pt"), f"--out must name a .pt file, got {self.out!r}")
+        require(self.label is None or len(self.label) <= checkpoint.MAX_LABEL,
+                f"--label must be at most {checkpoint.MAX_LABEL} characters, got {len(self.label or '')}")
         check_writable(str(self.out), "a .pt file (e.g. runs/srt.pt)")
 
     @property
@@ -502,8 +508,19 @@ class _Training:
             "command": command_line(),
         }
 
+    def check_finite(self) -> None:
+        """Refuse to save a diverged run: a non-finite weight or loss stops it with one line (exit 2), and the
+        resume state on disk stays the last finite one.  Runs only where the run saves (a sync each)."""
+        weights = [n for n, p in self.model.state_dict().items() if p.is_floating_point() and not p.isfinite().all()]
+        if weights or not self.totals.tensor().isfinite().all():
+            what = f"weights ({weights[0]})" if weights else "loss"
+            kept = f"{self.resume_path} keeps the last finite state" if self.resume_path.exists() else "nothing saved"
+            raise SrtbenchError(f"training diverged by step {self.step}: non-finite {what}; {kept}. Lower --lr "
+                                f"(now {self.cfg.lr:g}) or check the other hyperparameters")
+
     def save_resume(self, finished: bool = False, time_s: float | None = None) -> None:
         """The resume state (every rank's generator and totals, gathered), written by rank 0."""
+        self.check_finite()
         time_s = self.train_time if time_s is None else time_s
         rngs = gather(_rng_state(self.gen), self.d)
         totals = gather(self.totals.tensor().cpu(), self.d)
@@ -573,6 +590,7 @@ class _Training:
     def end_epoch(self, epoch_time: float) -> bool:
         """The epoch's metrics row (the held-out check when due), the metrics CSV and the resume state; whether
         this was the run's last epoch."""
+        self.check_finite()
         totals = Totals.of(all_sum(self.totals.tensor(), self.d))
         last = self.epoch + 1 == self.n_epochs or self.step >= self.total
         clean_acc = robust_acc = float("nan")
@@ -594,6 +612,7 @@ class _Training:
 
     def finish(self) -> TrainResult:
         """The final checkpoint (its metrics: the last held-out check) beside the metrics CSV."""
+        self.check_finite()
         if self.d.main:
             final = self.rows[-1] if self.rows else {}
             metrics = {k: final.get(k, float("nan")) for k in ("clean_acc", "robust_acc")}

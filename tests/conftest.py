@@ -11,8 +11,15 @@ import torch
 from srtbench import data
 from srtbench.errors import SrtbenchError
 from srtbench.models import create_model
+from tests import fitting
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# under pytest-xdist (`make test` runs one worker per core), each worker gets its share of the cores, and so do the
+# srtbench processes its tests start: workers side by side must not oversubscribe the machine
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, os.cpu_count() or 1) // WORKERS)
+if WORKERS > 1:
+    os.environ.setdefault("SRTBENCH_THREADS", str(THREADS))
+torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +70,9 @@ def trained_cnn(fmnist_train, pytestconfig):
         model.load_state_dict(torch.load(cached, weights_only=True))
         return model.eval()
     train_quick(model, fmnist_train, steps=300)
-    torch.save(model.state_dict(), cached)
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")  # another worker may be reading the cache
+    torch.save(model.state_dict(), partial)
+    os.replace(partial, cached)
     return model.eval()
 
 
@@ -81,6 +90,31 @@ def _restore_trained_cnn(request):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)
+
+
+@pytest.fixture(scope="session")
+def fmnist_sets(fmnist_train, fmnist_test):
+    """2,000 labeled + 2,000 unlabeled training images and a 300-image check (tests/fitting.py)."""
+    labeled, unlabeled = data.split(fmnist_train, fitting.N_LABELED, fitting.N_UNLABELED, seed=0)
+    return labeled, unlabeled, fmnist_test.subset(torch.arange(fitting.N_CHECK))
+
+
+@pytest.fixture(scope="session")
+def standard_model(tmp_path_factory, fmnist_sets):
+    """Standard training of fitting.MODEL on `fmnist_sets`, once per test process: the baseline every pixel-wise
+    and spatial defense must beat."""
+    from srtbench.neighborhoods import ThreatConfig
+
+    return fitting.fit(tmp_path_factory.mktemp("standard"), fmnist_sets, "standard", ThreatConfig())
+
+
+@pytest.fixture(scope="session")
+def standard_small_cnn(tmp_path_factory, fmnist_sets):
+    """The same for SmallCNN (the blur test's baseline: see tests/fitting.py)."""
+    from srtbench.neighborhoods import ThreatConfig
+
+    return fitting.fit(tmp_path_factory.mktemp("standard"), fmnist_sets, "standard", ThreatConfig(),
+                       model="small-cnn")
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(SrtbenchError, match=r"cannot write .*m\.pt: disk full; the previous file, if any, is kept"):
         make(tmp_path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]

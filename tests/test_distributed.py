@@ -69,7 +69,12 @@ def test_two_gloo_processes_match_one_process(tmp_path, fmnist_train):
     mp.spawn(worker, args=(2, free_port(), str(double)), nprocs=2, join=True)
     a, b = checkpoint.load(single), checkpoint.load(double)
     assert b.meta["world_size"] == 2 and b.meta["step"] == a.meta["step"] == 16
-    assert all(torch.allclose(a.state_dict[k], b.state_dict[k], atol=1e-5) for k in a.state_dict)
-    torch.manual_seed(0)  # the trainer's initialization: training really moved the weights
+    torch.manual_seed(0)  # the trainer's initialization
     init = DDPTestNet().state_dict()
-    assert any(not torch.allclose(init[k], b.state_dict[k], atol=1e-3) for k in init)
+    for k in init:
+        # the ranks sum gradients in another order than one process: rounding (1e-4 at most, measured) grows over 16
+        # steps, so equal means equal up to 1% of how far training moved each tensor (0.1-0.5 here); a rank that
+        # skipped the all-reduce or the batch split would differ by a large part of it
+        moved = (init[k] - a.state_dict[k]).abs().max()
+        assert moved > 0.05, k  # training really moved the weights
+        assert (a.state_dict[k] - b.state_dict[k]).abs().max() <= 0.01 * moved, k

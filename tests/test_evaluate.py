@@ -158,7 +158,11 @@ def test_attacks_are_ordered_only_at_one_budget(ckpt, tmp_path):
     flags = {(r.attack, json.loads(r.budget)["epsilon"]): json.loads(r.flags) for r in df.itertuples()}
     assert "order_pgd_vs_fgsm" in flags[("pgd", 0.02)] and "order_pgd_vs_fgsm" in flags[("fgsm", 0.02)]
     assert "order_pgd_vs_fgsm" not in flags[("fgsm", 0.3)]
-    assert flags[("pgd", 0.02)]["order_pgd_vs_fgsm"]["status"] == "PASS"
+    acc = {(r.attack, json.loads(r.budget)["epsilon"]): r.robust_acc for r in df.itertuples()}
+    # the flag compares PGD with FGSM at PGD's own ε (its detail names both numbers), whichever of the two is lower
+    flag = flags[("pgd", 0.02)]["order_pgd_vs_fgsm"]
+    assert flag["detail"].startswith(f"pgd {acc[('pgd', 0.02)]:.2f}% vs fgsm {acc[('fgsm', 0.02)]:.2f}%")
+    assert (flag["status"] == "PASS") == (acc[("pgd", 0.02)] <= acc[("fgsm", 0.02)] + 100 / 16)
 
 
 def test_rerun_adds_no_rows_and_force_recomputes(ckpt, tmp_path):
@@ -311,7 +315,8 @@ def test_torchrun_with_two_gloo_ranks_writes_the_same_rows_as_one_process(ckpt, 
 def _append_rows(path: str, worker: int, count: int, barrier) -> None:
     barrier.wait()
     for i in range(count):
-        results.append(path, [{"checkpoint": f"w{worker}", "attack": f"a{i}", "fraction": 1.0, "n": 1, "seed": 0}])
+        results.append(path, [{"checkpoint": f"w{worker}", "attack": f"a{i}", "fraction": 1.0, "n": 1, "seed": 0,
+                               "label": "L", "dataset": "fashion-mnist", "clean_acc": 50.0, "robust_acc": 25.0}])
 
 
 def test_appends_from_processes_side_by_side_lose_no_rows(tmp_path):

@@ -20,6 +20,8 @@ from srtbench import results, tables
 from srtbench.cli import main
 from srtbench.cli.evaluate import report
 from srtbench.errors import SrtbenchError
+from tests import shipped
+from tests import test_newcomer as newcomer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,7 +47,9 @@ HOSTILE_LABELS = [
     ("$x^2$ ~ {}", "$x^2$ ~ {}"),
     ("\tTAB\r", " TAB "),
     ("\x1b]8;;http://evil/\x07link\x1b]8;;\x07 \x9b2Jc1 \x07bell\x00nul\x7f", "link c1 bellnul"),
-    ("\u202eevil\u202c", "evil"),
+    ("\u202eevil\u202c", "<U+202E>evil<U+202C>"),  # a direction override is shown, not obeyed
+    ("S\u200bR\u200cT (\u03bb = 1)", "S<U+200B>R<U+200C>T (\u03bb = 1)"),  # never looks like SRT (λ = 1)
+    ("\ufeffAT\u2062\U000e0041", "<U+FEFF>AT<U+2062><U+E0041>"),  # byte-order mark, invisible times, a tag
     ("**b** `c` _i_ [l](http://e) ~~s~~ &amp; x\\", "**b** `c` _i_ [l](http://e) ~~s~~ &amp; x\\"),
     ("[link=http://evil]y[/link] :smile: %comment #1 a_b", "[link=http://evil]y[/link] :smile: %comment #1 a_b"),
 ]
@@ -287,7 +291,13 @@ CSV_CASES = [
     ("text-in-number", csv_text({"robust_acc": "n/a"}), 2, ", line 2: robust_acc is not a number ('n/a')"),
     ("n-not-whole", csv_text({"n": "1.5"}), 2, ", line 2: n is not a whole number ('1.5')"),
     ("text-in-fraction", csv_text({"fraction": "1.0x"}), 2, ", line 2: fraction is not a number ('1.0x')"),
-    ("inf-in-seed", csv_text({"seed": "inf"}), 2, ", line 2: seed is not a whole number ('inf')"),
+    ("inf-in-seed", csv_text({"seed": "inf"}), 2, ", line 2: seed is not finite ('inf')"),
+    ("robust-acc-above-100", csv_text({"robust_acc": "150"}), 2,
+     ", line 2: robust_acc is a percentage outside [0, 100] ('150')"),
+    ("robust-acc-negative", csv_text({"robust_acc": "-5"}), 2,
+     ", line 2: robust_acc is a percentage outside [0, 100] ('-5')"),
+    ("robust-acc-inf", csv_text({"robust_acc": "inf"}), 2, ", line 2: robust_acc is not finite ('inf')"),
+    ("wall-time-negative", csv_text({"wall_time_s": "-1"}), 2, ", line 2: wall_time_s is negative ('-1')"),
     ("json-invalid", csv_text({"flags": "{oops"}), 2,
      ", line 2: flags is not valid JSON (Expecting property name enclosed in double quotes)"),
     ("json-not-an-object", csv_text({"attack_params": "[1, 2]"}), 2, ", line 2: attack_params is not a JSON object"),
@@ -330,7 +340,9 @@ def test_a_malformed_row_stops_resume_and_plots_too(tmp_path, use):
         assert out.exit_code == 2 and message in out.output and out.output.count("\n") == 1, out.output
     else:
         with pytest.raises(SrtbenchError, match=re.escape(message)):
-            results.existing_keys(path) if use == "existing_keys" else results.append(path, [{"attack": "fgsm"}])
+            results.existing_keys(path) if use == "existing_keys" else results.append(path, [
+                {"label": "AT", "attack": "fgsm", "fraction": 1.0, "dataset": "fashion-mnist", "clean_acc": 72.0,
+                 "robust_acc": 63.4}])
     assert path.read_text() == before
 
 
@@ -392,7 +404,8 @@ def readme_commands() -> list[str]:
 
 
 def shell_words(command: str) -> list[str]:
-    """What bash passes: words split, `{a,b}` expanded, globs matched (in README's working folder, the repository)."""
+    """What bash passes: words split, `{a,b}` expanded, globs matched in the current folder (the repository as
+    shipped, where README's commands run)."""
     words = []
     for word in shlex.split(command):
         braces = re.search(r"\{([^{}]*,[^{}]*)\}", word)
@@ -412,10 +425,12 @@ def test_readme_holds_table_and_plot_commands():
 @pytest.mark.parametrize("command", readme_commands())
 def test_readme_command_runs_as_written(command, tmp_path, monkeypatch):
     readme = (REPO / "README.md").read_text()
+    if command in newcomer.COMMANDS:  # tests/test_newcomer.py runs it, after the demo, on the shipped tree
+        return
     if command in NEEDS_A_RUN:  # README says, beside the command, what to run first
         assert any(NEEDS_A_RUN[command] in ln for ln in readme.splitlines() if f"`{command}`" in ln)
         return
-    monkeypatch.chdir(REPO)
+    monkeypatch.chdir(shipped.tree())  # the tracked files, as a fresh clone holds them
     words = shell_words(command)[1:]
     if "--out" in words:  # outputs go to tmp_path
         i = words.index("--out") + 1

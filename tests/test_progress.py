@@ -5,14 +5,10 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from srtbench import progress
 from srtbench.progress import LINE, PlainProgress
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests import shipped
 
 
 def test_a_finished_task_is_one_line_with_its_time():
@@ -63,10 +59,9 @@ def test_the_bar_is_rich_on_a_terminal_and_plain_elsewhere(monkeypatch):
     assert not isinstance(progress.progress_bar(), PlainProgress)
 
 
-@pytest.mark.skipif(not (ROOT / "models" / "fmnist-at.pt").exists(), reason="shipped model absent")
 def test_evaluate_into_a_pipe_prints_a_line_per_finished_attack(tmp_path, fmnist_test):
     done = subprocess.run(
-        [sys.executable, "-m", "srtbench", "evaluate", str(ROOT / "models" / "fmnist-at.pt"), "--attacks",
+        [sys.executable, "-m", "srtbench", "evaluate", str(shipped.tree() / "models" / "fmnist-at.pt"), "--attacks",
          "fgsm,pgd[steps=2]", "--n", "50", "--no-sanity", "--out", str(tmp_path / "at.csv")],
         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr

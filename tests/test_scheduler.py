@@ -20,6 +20,7 @@ from srtbench.sweep import Sweep, plan
 
 ray = pytest.importorskip("ray")
 scheduler = pytest.importorskip("srtbench.scheduler")
+pytestmark = pytest.mark.xdist_group("ray")  # one embedded Ray at a time on this machine (`make test` runs xdist)
 
 TINY = (("n_labeled", 1000), ("check_size", 0), ("amp", False))
 ATTACKS = ("fgsm", "pgd[steps=3]")
@@ -65,7 +66,7 @@ def test_jobs_on_embedded_ray_give_the_sequential_runs_numbers(embedded_ray, tmp
 def test_a_killed_worker_is_retried_and_its_step_resumes(embedded_ray, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train = recipes.train_step("standard", "runs/tiny/long.pt", "fmnist-pixel-cpu",
-                               [("iterations", 160), *TINY, ("save_every_steps", 4)])
+                               [("iterations", 160), *TINY, ("batch_size", 32), ("save_every_steps", 4)])
     steps = [train, recipes.evaluate_step((train.output,), "results/tiny/long.csv", ATTACKS, n=100, sanity=False)]
     done = {}
     thread = threading.Thread(target=lambda: done.setdefault("report", scheduler.run(steps, 2, echo=lambda s: None)))

@@ -20,11 +20,19 @@ def write_rows(path, rows):
 
 
 def known_value(i, j):
-    return round(10 + 7.123456 * i + 1.987654 * j, 6)
+    return round((10 + 7.123456 * i + 1.987654 * j) % 97, 6)  # distinct enough, and a percentage
 
 
 def run(*args):
     return CliRunner().invoke(main, list(args))
+
+
+SHA = "c" * 64
+
+
+def side(attack: str) -> str:
+    """A per-example file's name as evaluate writes it: the checkpoint's hash, the attack, the run."""
+    return f"{SHA[:12]}-{attack}-0-f1-n4-s0.pt"
 
 
 @pytest.mark.parametrize("name", [n for n in tables.LAYOUTS.names() if n != "auto"])
@@ -81,11 +89,12 @@ def test_worst_case_is_taken_per_example_over_attacks(tmp_path):
     idx = torch.arange(4)
     for attack, robust in (("fgsm", [1, 1, 0, 0]), ("pgd", [0, 1, 1, 0])):
         ok = torch.tensor(robust, dtype=torch.bool)
-        results.write_per_example(folder / "ex" / f"{attack}.pt", {
+        results.write_per_example(folder / "r.examples" / side(attack), {
             "index": idx, "clean_pred": idx, "adv_pred": torch.where(ok, idx, (idx + 1) % 4), "label": idx,
             "clean_correct": torch.ones(4, dtype=torch.bool), "adv_correct": ok, "distance": torch.zeros(4)})
     df = results.collect([write_rows(folder / "r.csv", [
-        {"label": "AT", "attack": a, "clean_acc": 100.0, "robust_acc": 50.0, "per_example": f"ex/{a}.pt"}
+        {"label": "AT", "attack": a, "clean_acc": 100.0, "robust_acc": 50.0, "per_example": f"r.examples/{side(a)}",
+         "checkpoint_sha256": SHA}
         for a in ("fgsm", "pgd")])])
     table = tables.build(df, "table2")
     # each attack alone leaves 50%, but only example 1 survives both: 25%, below the column minimum
@@ -106,6 +115,48 @@ def test_conflicting_duplicates_are_one_error_naming_both_files(tmp_path):
     assert str(a) in out.output and str(b) in out.output
     same = write_rows(tmp_path / "c.csv", [{"label": "AT", "attack": "pgd", "clean_acc": 80.0, "robust_acc": 40.0}])
     assert run("table", str(a), str(same)).exit_code == 0  # identical duplicates are fine
+
+
+def test_one_model_measured_on_different_example_sets_shows_the_most_examples_and_says_so(tmp_path):
+    """`make demo` attacks a shipped model on 500 images beside the reproduction's 1,000: two measurements, no
+    conflict. The cell shows the larger one; a note under the table names the file left out."""
+    model = {"label": "AT", "checkpoint": "models/at.pt", "checkpoint_sha256": "a" * 64, "clean_acc": 72.0}
+    big = write_rows(tmp_path / "big.csv", [dict(model, attack="fgsm", robust_acc=63.4, n=1000)])
+    small = write_rows(tmp_path / "quick" / "small.csv", [dict(model, attack=a, robust_acc=r, n=500)
+                                                          for a, r in (("fgsm", 66.0), ("pgd", 61.0))])
+    for order in ((small, big), (big, small)):
+        out = run("table", *map(str, order), "--format", "markdown")
+        assert out.exit_code == 0, out.output
+        line = next(ln for ln in out.output.splitlines() if ln.startswith("| AT |"))
+        assert "63.40" in line and "66.00" not in line
+        assert "61.00" in line  # PGD was measured only on the 500: that one is shown
+        note = next(ln for ln in out.output.splitlines() if "not shown" in ln)
+        assert "small.csv" in note and "500 examples" in note and "fgsm" in note and "big.csv" in note
+        assert "pgd" not in note
+    # the same measurement (same n and seed) with another number is still a conflict
+    clash = write_rows(tmp_path / "clash.csv", [dict(model, attack="fgsm", robust_acc=63.5, n=1000)])
+    out = run("table", str(big), str(clash))
+    assert out.exit_code == 2 and "big.csv" in out.output and "clash.csv" in out.output
+
+
+def test_equal_example_counts_prefer_the_test_split_then_the_lowest_seed(tmp_path):
+    model = {"label": "AT", "attack": "pgd", "checkpoint": "at.pt", "checkpoint_sha256": "a" * 64, "clean_acc": 70.0}
+    rows = [dict(model, robust_acc=50.0, seed=3, split="test"), dict(model, robust_acc=51.0, seed=1, split="test"),
+            dict(model, robust_acc=52.0, seed=0, split="train")]
+    table = tables.build(results.collect([write_rows(tmp_path / "r.csv", rows)]), "table4")
+    assert table.cell("fashion-mnist", "AT", "PGD").value == 51.0
+    assert any("seed 3" in n and "train split" in n for n in table.notes)
+
+
+def test_budget_plot_picks_the_measurement_the_table_shows(tmp_path, capsys):
+    from srtbench import plots
+
+    model = {"label": "AT", "attack": "pgd", "checkpoint": "at.pt", "checkpoint_sha256": "a" * 64, "clean_acc": 70.0}
+    rows = [dict(model, robust_acc=50.0, n=1000), dict(model, robust_acc=55.0, n=200),
+            dict(model, robust_acc=30.0, n=200, fraction=2.0)]
+    data = plots.budget(results.collect([write_rows(tmp_path / "r.csv", rows)]), tmp_path / "fig")
+    assert data[("fashion-mnist", "pgd")]["AT"] == ([0.0, 1.0, 2.0], [70.0, 50.0, 30.0])
+    assert "not shown" in capsys.readouterr().err
 
 
 def test_different_checkpoints_sharing_a_label_are_separate_rows(tmp_path):
@@ -156,12 +207,6 @@ def test_the_papers_numbers_render_per_source_table():
     cifar = frame[frame["dataset"] == "cifar10"].set_index("label")
     assert cifar.loc["Standard (paper Table 2)", "FGSM"] == 6.65
     assert cifar.loc["Standard (paper Table 4)", "FGSM"] == 7.26
-
-
-def test_the_documented_table_command_renders_this_repository_s_results():
-    out = run("table", str(tables.PAPER_DIR.parent), "--format", "markdown")
-    assert out.exit_code == 0, out.output
-    assert "(fmnist-pixel-cpu/srt-lam0.2)" in out.output and "(fmnist-spatial-cpu/srt-lam0.2)" in out.output
 
 
 def test_lambda_spelling_does_not_split_rows(tmp_path):
@@ -326,12 +371,13 @@ def test_worst_case_pairs_examples_by_index_over_the_examples_every_attack_saw(t
     files = {"fgsm": (torch.tensor([3, 2, 1, 0]), [1, 0, 1, 1]), "pgd": (torch.tensor([0, 1, 2]), [1, 1, 0])}
     for attack, (idx, robust) in files.items():
         ok = torch.tensor(robust, dtype=torch.bool)
-        results.write_per_example(folder / "ex" / f"{attack}.pt", {
+        results.write_per_example(folder / "r.examples" / side(attack), {
             "index": idx, "clean_pred": idx, "adv_pred": torch.where(ok, idx, (idx + 1) % 4), "label": idx,
             "clean_correct": torch.ones(len(idx), dtype=torch.bool), "adv_correct": ok,
             "distance": torch.zeros(len(idx))})
     df = results.collect([write_rows(folder / "r.csv", [
-        {"label": "AT", "attack": a, "clean_acc": 100.0, "robust_acc": 50.0, "per_example": f"ex/{a}.pt"}
+        {"label": "AT", "attack": a, "clean_acc": 100.0, "robust_acc": 50.0, "per_example": f"r.examples/{side(a)}",
+         "checkpoint_sha256": SHA}
         for a in files])])
     # over examples 0-2: fgsm breaks 2, pgd breaks 2; 0 and 1 survive both (pairing by position would give 1 of 3)
     assert tables.build(df, "table2").cell("fashion-mnist", "AT", "Worst case").value == pytest.approx(200 / 3)

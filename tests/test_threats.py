@@ -25,7 +25,8 @@ from srtbench.neighborhoods import (
     atoms,
 )
 from srtbench.trainer import train
-from tests.test_trainer import _fit, cli, fmnist_sets, sets, standard_model, tiny  # noqa: F401  (fixtures)
+from tests.fitting import fit
+from tests.test_trainer import cli, sets, tiny  # noqa: F401  (fixtures)
 
 
 def new_neighborhoods():
@@ -240,10 +241,11 @@ def _blur_accuracy(model, check):
 
 
 @pytest.mark.slow
-def test_srt_against_blur_beats_standard_under_blur(tmp_path, fmnist_sets, standard_model):  # noqa: F811
+def test_srt_against_blur_beats_standard_under_blur(tmp_path, fmnist_sets, standard_small_cnn):
     check = fmnist_sets[2]
-    accs = {"standard": _blur_accuracy(standard_model, check),
-            "srt": _blur_accuracy(_fit(tmp_path, fmnist_sets, "srt", BLUR, steps=1, lam=0.2), check)}
+    accs = {"standard": _blur_accuracy(standard_small_cnn, check),
+            "srt": _blur_accuracy(fit(tmp_path, fmnist_sets, "srt", BLUR, model="small-cnn", steps=1, lam=0.2),
+                                  check)}
     print("blur (clean %, blur-grid %)", accs)
     assert all(clean > 50 for clean, _ in accs.values())  # both learned the task (chance: 10%)
     assert accs["standard"][1] < 45  # what a broken defense gets (measured 33%)

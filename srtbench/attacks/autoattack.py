@@ -61,11 +61,9 @@ class AutoAttack(Attack):
                                                  n_target_classes=spec.num_classes - 1),
         budget=("epsilon",), threat="pixel", library="torchattacks 3.5.1 APGD, APGDT, FAB, Square",
         source="Croce & Hein 2020, standard version (APGD-CE, APGD-T, FAB-T, Square 5000 queries)",
-        notes="today's reference ℓ∞ evaluation; not in the paper. Against the official implementation (pyautoattack"
-              " 0.2.0, version='standard') on the first 100 test images of models/fmnist-srt-pixel.pt at ε 0.1:"
-              " the same robust accuracy (71/100 both) in 260 s against 304 s (`SRTBENCH_THREADS=1 python"
-              " benchmarks/attacks.py --only autoattack`, 2026-11-30, a shared 2-core machine), so this cascade"
-              " stays the default", header="AutoAttack", order=170, slow=True,
+        notes="today's reference ℓ∞ evaluation; not in the paper. Compared with the official implementation"
+              " (pyautoattack, version='standard') by `python benchmarks/attacks.py --only autoattack` (README,"
+              " Performance)", header="AutoAttack", order=170, slow=True,
         white_box=True, must_beat=("pgd",), quick="epsilon=0.1,steps=3,n_queries=10")
 def _autoattack(epsilon, steps, n_queries, n_target_classes) -> Attack:
     return AutoAttack(epsilon, steps, n_queries, n_target_classes)

@@ -132,15 +132,13 @@ class JSMA(Attack):
 
 
 @attack("jsma", defaults=dict(theta=1.0, gamma=1.0), budget=("gamma",), threat="pixel", norm="l0",
-        library="native (identical adversarial images to torchattacks 3.5.1 JSMA, 7-10× faster: benchmarks/attacks.py)",
+        library="native",
         source="Papernot et al. 2016. The paper: \"implemented based on Advertorch\", no settings; chosen: advertorch"
                " 0.2.3 JacobianSaliencyMapAttack's defaults θ = 1.0, γ = 1.0 (any number of input values; at most"
                " n/2 iterations of a pair each)",
         notes="the paper gives no target: (C(x) + 1) mod K, as torchattacks; distance = changed input values."
-              " torchattacks' default γ is 0.1 (jsma[gamma=0.1]). `SRTBENCH_THREADS=1 python benchmarks/attacks.py"
-              " --only jsma --checkpoint models/fmnist-srt-pixel.pt` (50 images; 2026-11-30, a training run on the"
-              " other core): 9.6× torchattacks' speed at γ 1 and 7.3× at γ 0.1, identical images on 50/50 at both"
-              " (issue 15's target is 10×: a step now costs what its forward and two backward passes cost)",
+              " torchattacks' default γ is 0.1 (jsma[gamma=0.1]). Its adversarial images are torchattacks 3.5.1"
+              " JSMA's (tests/test_attacks.py; speed: `python benchmarks/attacks.py --only jsma`)",
         header="JSMA", order=40, slow=True, white_box=True, quick="gamma=0.05")
 def _jsma(theta: float, gamma: float) -> Attack:
     return JSMA(theta, gamma)

@@ -74,16 +74,14 @@ class FoolboxMinimumNorm(Attack):
 @attack("cw-l2", defaults=lambda spec: dict(epsilon=spec.budgets.l2, steps=100, binary_search_steps=9, stepsize=0.05,
                                             confidence=0.0, initial_const=1.0, library="native"),
         budget=("epsilon",), threat="pixel", norm="l2", minimum_norm=True,
-        library="native (warm-started binary search, stops per example; stronger and faster than foolbox 3.3.4"
-                " L2CarliniWagnerAttack, which library=foolbox runs: benchmarks/attacks.py --only cw-l2)",
+        library="native",
         source="Carlini & Wagner 2017, ℓ2 minimum-norm; not the paper's C&W column (that is `cw`). Report its median"
                " ℓ2 distance; robust accuracy counts examples whose distance exceeds epsilon (not the paper's)",
-        notes="epsilon = ℓ2 threshold (no paper value). Converged on 50 Fashion-MNIST test images (standard SmallCNN,"
-              " ε = 2): steps 100 → 200 → 0.0 pt change, binary search 5 → 9 → 2 pt (so 9); CIFAR-10 not measured."
-              " Its distances are upper bounds on the minimum: on models/fmnist-srt-pixel.pt foolbox's runs of 100"
-              " Adam steps are far from converged, and the native search, which starts each run from the best"
-              " adversarial so far, finds a median ℓ2 about 30% smaller (srtbench/attacks/cw_l2.py); it is still not"
-              " converged there: on 1,000 images of that model (2026-11-30) DDN's median is 1.21 against C&W-ℓ2's 1.9",
+        notes="epsilon = ℓ2 threshold (no paper value). library=native: each run of the binary search starts from the"
+              " smallest adversarial so far and an example stops once a run no longer shrinks it"
+              " (srtbench/attacks/cw_l2.py); library=foolbox runs foolbox 3.3.4 L2CarliniWagnerAttack. Its distances"
+              " are upper bounds on the minimum, and on robust models not converged at 100 steps: compare DDN's"
+              " (README, Performance)",
         header="C&W-ℓ2", order=60, slow=True, white_box=True, quick="steps=20,binary_search_steps=2")
 def _cw_l2(epsilon, steps, binary_search_steps, stepsize, confidence, initial_const, library) -> Attack:
     import foolbox as fb
@@ -101,8 +99,7 @@ def _cw_l2(epsilon, steps, binary_search_steps, stepsize, confidence, initial_co
         source="Rony et al. 2019 (decoupled direction and norm). The paper gives no settings and no ℓ2 budget:"
                " counted here as broken where the minimum ℓ2 distance ≤ epsilon (2.0 on 28 × 28 data, 0.5 on"
                " CIFAR-10), so this column is not comparable with the paper's DDNA column",
-        notes="steps, init_epsilon, gamma: foolbox's defaults. Converged on 50 Fashion-MNIST test images (standard"
-              " SmallCNN, ε = 2): steps 50 / 100 / 300 give the same accuracy (0.0 pt)",
+        notes="steps, init_epsilon, gamma: foolbox's defaults (their convergence: README, Performance)",
         header="DDNA", order=80, slow=True, white_box=True, quick="steps=20")
 def _ddn(epsilon, steps, init_epsilon, gamma) -> Attack:
     import foolbox as fb

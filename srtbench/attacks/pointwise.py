@@ -267,19 +267,15 @@ def _toward_original(model, x0, xa, target, shape, steps: int = 10) -> torch.Ten
 @attack("pointwise", defaults=lambda spec: dict(epsilon=float(spec.input_values), init_steps=1000,
                                                 l2_binary_search=False, library="native"),
         budget=("epsilon",), threat="pixel", norm="l0",
-        library="native, batched (library=foolbox: foolbox 3.3.4 PointwiseAttack; compared in benchmarks/pointwise.py)",
+        library="native",
         minimum_norm=True,
         source="Schott et al. 2019 point-wise attack (decision-based, from a salt-and-pepper start). The paper gives"
                " no settings: counted unbounded (epsilon = every input value), i.e. an example is broken wherever an"
                " adversarial is found, as the paper's near-zero MNIST numbers suggest; not comparable with the paper's"
                " column where its budget differed",
         notes="epsilon = ℓ0 threshold in changed input values; init_steps = salt-and-pepper draws per image at most."
-              " Default library=native; library=foolbox runs foolbox's (one input value per query, ~2 images/s)."
-              " `python benchmarks/pointwise.py --n 100 --rounds 2` (2026-11-30, 1 thread, the first 100 test images,"
-              " 2 seeds): on models/fmnist-srt-pixel.pt native found 193 adversarials against foolbox's 187, median"
-              " ℓ0 6 both, mean 7.02 against 7.48 where both found, 5.4× foolbox's speed; on models/fmnist-standard.pt"
-              " 200 both, median 12 both, mean 13.94 against 15.80, 3.9× (issue 15's 20× not reached); convergence"
-              " of init_steps not measured",
+              " library=native is batched; library=foolbox runs foolbox 3.3.4 PointwiseAttack (one input value per"
+              " query). Compared by `python benchmarks/pointwise.py` (README, Performance)",
         header="Point-wise", order=70, slow=True, quick="init_steps=200")
 def _pointwise(epsilon, init_steps, l2_binary_search, library) -> Attack:
     import foolbox as fb

@@ -30,7 +30,10 @@ def split_specs(text: str) -> list[str]:
     out.append(cur)
     specs = [s.strip() for s in out if s.strip()]
     require(bool(specs), "--attacks is empty")
-    return [name for s in specs for name in (ATTACKS.names() if s == "all" else [s])]
+    expanded = [name for s in specs for name in (ATTACKS.names() if s == "all" else [s])]
+    twice = sorted({s for s in expanded if expanded.count(s) > 1})
+    require(not twice, f"--attacks lists {', '.join(twice)} twice (their rows would share one key)")
+    return expanded
 
 
 def _convert(text: str, default: Any, key: str, name: str) -> Any:
@@ -91,6 +94,7 @@ def resolve(spec: str, dataset: str, trained: dict | None = None) -> tuple[str, 
         require("=" in item, f"{name}[{item}]: write key=value")
         k, v = (s.strip() for s in item.split("=", 1))
         require(k in params, f"{name} has no setting {k!r}; settings: {', '.join(params)}")
+        require(k not in given, f"{name}[...] sets {k} twice")
         given[k] = _convert(v, params[k], k, name)
     sources = {k: "dataset" for k in info.budget if k != "step_size"}
     for k, v in trained_budget(trained, info).items():

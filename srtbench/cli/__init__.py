@@ -18,6 +18,14 @@ from srtbench import __version__
 from srtbench.errors import SrtbenchError, describe
 
 
+def echo(message: object = "", err: bool = False, nl: bool = True) -> None:
+    """click.echo of text that may hold paths and labels from files: terminal escape sequences and control
+    characters removed, invisible and direction characters written out (`results.shown`), line by line."""
+    from srtbench.results import shown
+
+    click.echo(shown(str(message)), err=err, nl=nl)
+
+
 def _debug() -> bool:
     return os.environ.get("SRTBENCH_DEBUG", "").strip() not in ("", "0")
 
@@ -40,7 +48,7 @@ class _Group(click.Group):
         except SrtbenchError as err:
             if _debug():
                 traceback.print_exc()
-            click.echo(f"error: {err}", err=True)
+            echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -51,7 +59,7 @@ class _Group(click.Group):
             if _debug():
                 traceback.print_exc()
                 sys.exit(1)
-            click.echo(f"error: unexpected {describe(err)} ({_save_traceback()}; "
+            echo(f"error: unexpected {describe(err)} ({_save_traceback()}; "
                        "SRTBENCH_DEBUG=1 prints it)", err=True)
             sys.exit(1)
 

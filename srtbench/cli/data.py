@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from srtbench.cli import main
+from srtbench.cli import echo, main
 from srtbench.config import click_options, from_options
 
 
@@ -28,15 +28,15 @@ def info(dataset, **options):
     test = data.load(cfg.dataset, False, cfg.data_dir, cfg.download)
     labeled, unlabeled = data.split(train, cfg.n_labeled, cfg.n_unlabeled, cfg.split_seed)
     shape = "x".join(map(str, spec.shape))
-    click.echo(f"dataset      {spec.name}  ({shape}, {spec.num_classes} classes)")
-    click.echo(f"files        {train.source}")
-    click.echo(f"train        {len(train)}  = labeled {len(labeled)} + unlabeled {len(unlabeled)}"
+    echo(f"dataset      {spec.name}  ({shape}, {spec.num_classes} classes)")
+    echo(f"files        {train.source}")
+    echo(f"train        {len(train)}  = labeled {len(labeled)} + unlabeled {len(unlabeled)}"
                f" (+ {len(train) - len(labeled) - len(unlabeled)} unused; split seed {cfg.split_seed})")
-    click.echo(f"test         {len(test)}")
-    click.echo(f"augmentation {'pad-4 crop + flip (Appendix B)' if spec.augment else 'none'}")
+    echo(f"test         {len(test)}")
+    echo(f"augmentation {'pad-4 crop + flip (Appendix B)' if spec.augment else 'none'}")
     rows = zip(
         spec.classes,
         data.class_counts(labeled.labels, spec.num_classes),
         data.class_counts(test.labels, spec.num_classes),
     )
-    click.echo(tabulate(rows, headers=["class", "labeled", "test"], tablefmt="simple"))
+    echo(tabulate(rows, headers=["class", "labeled", "test"], tablefmt="simple"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from srtbench.cli import main
+from srtbench.cli import echo, main
 from srtbench.config import click_options, from_options
 from srtbench.evaluate import EvalConfig
 
@@ -31,8 +31,8 @@ def evaluate_cmd(checkpoints, **options):
     summaries = evaluate(_without_resume_states(checkpoints), cfg)
     if current().main:  # under torchrun, rank 0 speaks for all
         for summary in summaries:
-            click.echo(report(summary))
-        click.echo(f"rows in {cfg.out}")
+            echo(report(summary))
+        echo(f"rows in {cfg.out}")
 
 
 def _without_resume_states(paths) -> list[str]:
@@ -47,7 +47,7 @@ def _without_resume_states(paths) -> list[str]:
         name = Path(p).name
         final = Path(p).with_name(name[: -len(LEGACY_RESUME_SUFFIX)] + ".pt")
         if name.endswith(LEGACY_RESUME_SUFFIX) and final in given:
-            click.echo(f"note: skipped {p}: the resume state of {final}, which is evaluated", err=True)
+            echo(f"note: skipped {p}: the resume state of {final}, which is evaluated", err=True)
         else:
             kept.append(p)
     return kept
@@ -117,17 +117,17 @@ def attacks_cmd(dataset):
     from srtbench.data import DATASETS
 
     datasets = [DATASETS.get(dataset).name] if dataset else DATASETS.names()
-    click.echo("Defaults per dataset; `srtbench evaluate` attacks a checkpoint at the budget it was trained against\n"
+    echo("Defaults per dataset; `srtbench evaluate` attacks a checkpoint at the budget it was trained against\n"
                "(ε for pixel-wise attacks, rotation/translation for spatial ones; the step size follows ε), and\n"
                "settings written as name[k=v] win over both. Each row's budget_source says which applied.\n")
     for name in ATTACKS.names():
         info = ATTACKS.meta(name)["info"]
-        click.echo(f"{name}  [{info.group}{', minimum-norm' if info.minimum_norm else ''}; {info.library}]")
-        click.echo(f"    {info.source}")
+        echo(f"{name}  [{info.group}{', minimum-norm' if info.minimum_norm else ''}; {info.library}]")
+        echo(f"    {info.source}")
         for ds in datasets:
             settings = ",".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in attack_defaults(name, ds).items())
-            click.echo(f"    {ds:13s} {name}[{settings}]")
-        click.echo(f"    budget (scaled by --fractions): {', '.join(info.budget)}")
+            echo(f"    {ds:13s} {name}[{settings}]")
+        echo(f"    budget (scaled by --fractions): {', '.join(info.budget)}")
         if info.notes:
-            click.echo(f"    {info.notes}")
+            echo(f"    {info.notes}")

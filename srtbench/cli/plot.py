@@ -6,11 +6,24 @@ import dataclasses
 
 import click
 
-from srtbench.cli import main
-from srtbench.config import option_name
+from srtbench.cli import echo, main
+from srtbench.config import choices_of, option_name
 from srtbench.neighborhoods import ThreatConfig, atoms
 
-OUT = click.option("--out", required=True, type=click.Path(dir_okay=False),
+
+def _writable(ctx, param, value):
+    """OUT and the OUT.png, OUT.pdf written from it: regular files or nothing yet, in a folder we may write."""
+    from pathlib import Path
+
+    from srtbench.runtime import check_writable
+
+    stem = Path(value).with_suffix("") if Path(value).suffix.lower() in (".png", ".pdf") else Path(value)
+    for path in (value, f"{stem}.png", f"{stem}.pdf"):
+        check_writable(path, "an image path (OUT.png and OUT.pdf are written)")
+    return value
+
+
+OUT = click.option("--out", required=True, type=click.Path(dir_okay=False), callback=_writable,
                    help="output path; OUT.png and OUT.pdf are written")
 
 
@@ -18,7 +31,7 @@ def _written(out: str) -> None:
     from pathlib import Path
 
     stem = Path(out).with_suffix("") if Path(out).suffix.lower() in (".png", ".pdf") else Path(out)
-    click.echo(f"wrote {stem}.png and {stem}.pdf")
+    echo(f"wrote {stem}.png and {stem}.pdf")
 
 
 @main.group("plot")
@@ -56,7 +69,7 @@ def _budget_options(fn):
     """One option per ThreatConfig budget field (--epsilon, --rotation, --sigma, ...), unset by default: the first
     checkpoint's budget applies."""
     for f in reversed([f for f in dataclasses.fields(ThreatConfig) if f.name != "threat"]):
-        kind = click.Choice(f.metadata["choices"]) if "choices" in f.metadata else type(f.default)
+        kind = click.Choice(choices_of(f)) if "choices" in f.metadata else type(f.default)
         fn = click.option(f"--{option_name(f)}", f.name, type=kind, default=None,
                           help=f"{f.metadata.get('help', '')} (default: the first checkpoint's)")(fn)
     return fn

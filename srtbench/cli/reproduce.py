@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
-from srtbench.cli import main
+from srtbench.cli import echo, main
 
 
 def scheduling_options(fn):
@@ -31,12 +33,14 @@ def run_steps(steps, dry_run, jobs, address, cpus_per_step, gpus_per_step) -> No
 
     require(jobs is not None or (address is None and cpus_per_step is None and gpus_per_step is None),
             "--address, --cpus-per-step and --gpus-per-step schedule steps on Ray: add --jobs N")
+    for flag, value in (("--cpus-per-step", cpus_per_step), ("--gpus-per-step", gpus_per_step)):
+        require(value is None or math.isfinite(value), f"{flag} must be a finite number, got {value}")
     if dry_run or jobs is None:
-        recipes.run(steps, dry_run=dry_run, echo=click.echo)
+        recipes.run(steps, dry_run=dry_run, echo=echo)
         return
     from srtbench import scheduler
 
-    report = scheduler.run(steps, jobs, address, cpus_per_step, gpus_per_step, echo=click.echo)
+    report = scheduler.run(steps, jobs, address, cpus_per_step, gpus_per_step, echo=echo)
     scheduler.outcome(report, len(steps))
 
 
@@ -68,7 +72,7 @@ def reproduce(experiments, scale, seeds, protocol, dry_run, list_, jobs, address
 
     if list_:
         for name in recipes.RECIPES.names():
-            click.echo(f"{name:8s} {recipes.RECIPES.meta(name)['title']}")
+            echo(f"{name:8s} {recipes.RECIPES.meta(name)['title']}")
         return
     require(bool(experiments), "name an experiment (srtbench reproduce --list shows them)")
     steps = recipes.plan_all(experiments, scale, protocol, recipes.parse_seeds(seeds))

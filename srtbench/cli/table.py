@@ -27,6 +27,10 @@ def table(results, layout, fmt, compare, out, show_flags, attacks, title, per_se
     from srtbench.config import require
     from srtbench.runtime import atomic_write_text
 
+    if out:
+        from srtbench.runtime import check_writable
+
+        check_writable(out, "a text file (e.g. results/table.md)")
     chosen = tables.LAYOUTS.get(layout)
     changes = {"title": title} if title else {}
     if attacks:
@@ -43,4 +47,4 @@ def table(results, layout, fmt, compare, out, show_flags, attacks, title, per_se
     text = renderer(tables.flags(frame) if show_flags else tables.build(frame, chosen, reference, per_seed=per_seed))
     if out:
         atomic_write_text(out, text)
-    click.echo(text, nl=False)
+    click.echo(text, nl=False)  # the renderers escape every cell themselves; rich's own styling codes stay

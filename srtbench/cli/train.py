@@ -13,7 +13,7 @@ from dataclasses import fields
 import click
 from click.core import ParameterSource
 
-from srtbench.cli import main
+from srtbench.cli import echo, main
 from srtbench.config import click_options, from_options, option_name
 from srtbench.data import DataConfig
 from srtbench.defenses import DEFENSES, DefenseParams
@@ -72,11 +72,11 @@ def _defense_command(name: str) -> click.Command:
         )
         result = train(run, resume=resume, force=force)
         if result.interrupted:
-            click.echo(f"interrupted: progress saved to {result.last}; continue with the same command plus --resume",
+            echo(f"interrupted: progress saved to {result.last}; continue with the same command plus --resume",
                        err=True)
             sys.exit(130)
         last = result.metrics[-1] if result.metrics else {}
-        click.echo(f"saved {result.path}  clean {last.get('clean_acc', float('nan')):.2f}%  "
+        echo(f"saved {result.path}  clean {last.get('clean_acc', float('nan')):.2f}%  "
                    f"robust {last.get('robust_acc', float('nan')):.2f}%  ({run.threat.threat} check)  "
                    f"train time {result.train_time_s:.1f} s")
 
@@ -136,12 +136,12 @@ def presets():
     """List the presets (paper settings and short CPU runs) and what each sets."""
     for name in PRESETS.names():
         p = PRESETS.get(name)
-        click.echo(f"{name}\n    {p.description}\n    source: {p.source}")
+        echo(f"{name}\n    {p.description}\n    source: {p.source}")
         sets = []
         for section, cls in SECTIONS.items():
             flags = {f.name: option_name(f) for f in fields(cls)}
             for key, value in p.overrides()[section].items():
                 shown = ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else value
                 sets.append(f"--{flags[key]} {shown}")
-        click.echo(f"    sets: {' '.join(sets)}")
-        click.echo(f"    for: {', '.join(p.defenses)}")
+        echo(f"    sets: {' '.join(sets)}")
+        echo(f"    for: {', '.join(p.defenses)}")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import click
-
-from srtbench.cli import main
+from srtbench.cli import echo, main
 
 
 @main.command("models")
@@ -22,7 +20,7 @@ def models():
             spec = DATASETS.get(ds)
             counts.append(f"{count_parameters(create_model(name, spec.shape, spec.num_classes)):,}")
         rows.append([name, *counts, MODELS.meta(name).get("source", "")])
-    click.echo(tabulate(rows, headers=["model", "params (28x28x1)", "params (32x32x3)", "source"]))
+    echo(tabulate(rows, headers=["model", "params (28x28x1)", "params (32x32x3)", "source"]))
 
 
 @main.command("threats")
@@ -31,4 +29,4 @@ def threats():
     from srtbench.neighborhoods import NEIGHBORHOODS, ThreatConfig
 
     for name in NEIGHBORHOODS.names():
-        click.echo(f"{name:10s} {ThreatConfig(threat=name).build()!r}")
+        echo(f"{name:10s} {ThreatConfig(threat=name).build()!r}")

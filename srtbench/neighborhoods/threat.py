@@ -9,7 +9,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from srtbench.config import field, require
+from srtbench.config import field, require, validate
 from srtbench.errors import SrtbenchError
 from srtbench.neighborhoods.base import NEIGHBORHOODS, Neighborhood
 from srtbench.neighborhoods.compound import Compound
@@ -43,6 +43,7 @@ class _ThreatConfig:
     """What the generated ThreatConfig dataclass does beyond holding its fields."""
 
     def __post_init__(self):
+        validate(self)
         self.threat = canonical(self.threat)
         for name in atoms():
             self.budget_of(name)  # each budget checks its own fields: one-line errors, whichever threat is chosen
