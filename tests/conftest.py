@@ -108,15 +108,6 @@ def standard_model(tmp_path_factory, fmnist_sets):
     return fitting.fit(tmp_path_factory.mktemp("standard"), fmnist_sets, "standard", ThreatConfig())
 
 
-@pytest.fixture(scope="session")
-def standard_small_cnn(tmp_path_factory, fmnist_sets):
-    """The same for SmallCNN (the blur test's baseline: see tests/fitting.py)."""
-    from srtbench.neighborhoods import ThreatConfig
-
-    return fitting.fit(tmp_path_factory.mktemp("standard"), fmnist_sets, "standard", ThreatConfig(),
-                       model="small-cnn")
-
-
 @pytest.fixture
 def tiny_cnn():
     """A fixed, untrained SmallCNN: enough for properties that do not need accuracy."""

@@ -6,9 +6,9 @@ train `fit-test-net`, two strided convolutions and two linear layers: 14× fewer
 and the same lesson in a fifth of the time (2026-12-05, these sets and settings: standard 81% clean, 12% under
 PGD-10 at ε 0.1, 5% under the 15°/2 px GridAdv; AT 59% under that PGD, Worst-of-k 56% under that GridAdv; SmallCNN
 gave AT 51% against 11%).  Its strided 5×5 filters already blur, so the blur test keeps SmallCNN (standard 60% under
-blur against 33% with SmallCNN).  One standard model of each serves every threat (its objective ignores the threat);
-it is also what a defense whose robust term is broken (λ = 0, an inner maximizer that does nothing) reduces to, so
-the margins the tests ask for are margins over a broken defense."""
+blur against 33% with SmallCNN).  One standard model serves the pixel-wise and spatial tests (its objective ignores
+the threat); it is also what a defense whose robust term is broken (λ = 0, an inner maximizer that does nothing)
+reduces to, so the margins the tests ask for are margins over a broken defense."""
 
 from __future__ import annotations
 

@@ -50,7 +50,8 @@ def train(root: Path, *extra: str, defense: str = "standard") -> list[str]:
             "--check-size", "4", "--device", "cpu", "--out", str(root / "run.pt"), *extra]
 
 
-def teacher(root: Path, classes: int) -> str:
+def small_cnn(root: Path, classes: int) -> str:
+    """An untrained SmallCNN checkpoint predicting `classes` classes (an RST teacher, a model to plot)."""
     torch.manual_seed(0)
     meta = {**checkpoint.model_meta("small-cnn", data.DATASETS.get("fashion-mnist")), "num_classes": classes}
     checkpoint.save(root / "teacher.pt", create_model("small-cnn", (1, 28, 28), classes), meta)
@@ -135,8 +136,24 @@ CASES = [
     Case("train-translation-inf", lambda r: train(r, "--threat", "spatial", "--translation", "inf"),
          "--translation must be a finite number"),
     Case("train-seed-too-large", lambda r: train(r, "--seed", str(2**64 + 1)), "--seed must be in [0, 2**32)"),
-    Case("train-teacher-five-classes", lambda r: train(r, "--teacher", teacher(r, 5), defense="rst"),
+    Case("train-teacher-five-classes", lambda r: train(r, "--teacher", small_cnn(r, 5), defense="rst"),
          "teacher predicts 5 classes, fashion-mnist has 10"),
+    # options given twice, values out of range, environment variables mistyped
+    Case("evaluate-attack-twice", lambda r: ["evaluate", "x.pt", "--attacks", "fgsm,fgsm"],
+         "--attacks lists fgsm twice"),
+    Case("evaluate-fraction-twice", lambda r: ["evaluate", "x.pt", "--fractions", "1,1.0"],
+         "--fractions lists a value twice: 1,1"),
+    Case("attack-setting-twice", lambda r: ["evaluate", small_cnn(r, 10), "--attacks", "pgd[epsilon=0.1,epsilon=0.3]",
+                                            "--out", str(r / "out.csv")],
+         "pgd[...] sets epsilon twice"),
+    Case("reproduce-gpus-nan", lambda r: ["reproduce", "quick", "--jobs", "1", "--gpus-per-step", "nan"],
+         "--gpus-per-step must be a finite number, got nan"),
+    Case("reproduce-no-cluster", lambda r: ["reproduce", "quick", "--jobs", "1", "--address", "127.0.0.1:1"],
+         "no Ray cluster answers at 127.0.0.1:1"),
+    Case("surface-one-step", lambda r: ["plot", "surface", small_cnn(r, 10), "--steps", "1", "--out", str(r / "s")],
+         "--steps must be 2 to 401 grid points per direction, got 1"),
+    Case("surface-five-classes", lambda r: ["plot", "surface", small_cnn(r, 5), "--out", str(r / "s")],
+         "predicts 5 classes, fashion-mnist has 10"),
 ]
 
 
@@ -325,3 +342,30 @@ def test_plots_draw_any_label_attack_and_file_name(tmp_path):
     for kind in ("schedule", "training"):
         out = CliRunner().invoke(main, ["plot", kind, str(metrics), "--out", str(tmp_path / kind)])
         assert out.exit_code == 0 and (tmp_path / f"{kind}.png").stat().st_size > 0, out.output
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("SRTBENCH_PROGRESS", "bogus", "SRTBENCH_PROGRESS must be plain or off (or unset), got 'bogus'"),
+    ("SRTBENCH_PROGRESS_SECONDS", "abc", "SRTBENCH_PROGRESS_SECONDS must be a positive number of seconds"),
+    ("SRTBENCH_DATA", "/nonexistent", "SRTBENCH_DATA=/nonexistent: no such folder"),
+])
+def test_a_mistyped_environment_variable_is_one_line(name, value, message, hostile, monkeypatch):  # noqa: F811
+    monkeypatch.setenv(name, value)
+    out = CliRunner().invoke(main, train(hostile)[:2] + ["--iterations", "1", "--out", str(hostile / "run.pt")])
+    assert out.exit_code == 2 and message in out.output and out.output.count("\n") == 1, out.output
+
+
+def test_more_threads_than_cores_are_capped_with_a_notice(monkeypatch, capsys):
+    from srtbench import runtime
+
+    monkeypatch.setenv("SRTBENCH_THREADS", "2000")
+    assert runtime.set_threads() == runtime.usable_cores()
+    assert "SRTBENCH_THREADS=2000 exceeds" in capsys.readouterr().err
+
+
+def test_a_row_missing_a_required_value_is_one_line(tmp_path):
+    from tests.test_hostile_results import csv_text
+
+    (tmp_path / "r.csv").write_text(csv_text({"fraction": "nan"}))
+    out = CliRunner().invoke(main, ["table", str(tmp_path / "r.csv")])
+    assert out.exit_code == 2 and out.output == f"error: {tmp_path / 'r.csv'}, line 2: fraction is missing\n"
