@@ -81,6 +81,19 @@ def check_meta(meta: Any, path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def check_dtypes(model: nn.Module, state: Any, path: str | os.PathLike) -> None:
+    """Floating weights come from floating tensors: load_state_dict would cast int8 or bool weights silently, and the
+    model would then be some other model."""
+    if not isinstance(state, dict):
+        return  # load_state_dict names what is wrong with it
+    own = model.state_dict()
+    for key, value in state.items():
+        if key in own and isinstance(value, torch.Tensor) and own[key].is_floating_point() \
+                and not value.is_floating_point():
+            raise SrtbenchError(f"{path}: weight {key} is {str(value.dtype).removeprefix('torch.')}, the model's is "
+                                f"{str(own[key].dtype).removeprefix('torch.')} (srtbench casts no integer weights)")
+
+
 def resume_path(out: str | os.PathLike) -> Path:
     """Where the run whose final checkpoint is `out` (NAME.pt) keeps its resume state: NAME.resume."""
     return Path(out).with_suffix(RESUME_SUFFIX)
@@ -104,6 +117,7 @@ class Checkpoint:
 
         m = self.meta
         model = create_model(m["model"], tuple(m["in_shape"]), m["num_classes"], tuple(m["mean"]), tuple(m["std"]))
+        check_dtypes(model, self.state_dict, self.path)
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as err:

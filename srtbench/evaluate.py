@@ -41,6 +41,7 @@ from srtbench.attacks import (
     must_beat_pairs,
     split_specs,
 )
+from srtbench.checkpoint import check_dtypes
 from srtbench.checkpoint import load as load_checkpoint
 from srtbench.config import field, require, validate
 from srtbench.data import DataConfig
@@ -163,6 +164,7 @@ def _foreign_target(path: str, cfg: EvalConfig) -> Target:
         raise SrtbenchError(f"--model {cfg.model}: {fn_name}() raised {describe(err, 160)}") from None
     if not isinstance(model, nn.Module):
         raise SrtbenchError(f"--model {cfg.model}: {fn_name}() returned {type(model).__name__}, not a torch.nn.Module")
+    check_dtypes(model, state, path)
     try:
         model.load_state_dict(state)
     except Exception as err:  # noqa: BLE001 - wrong keys, shapes or a non-dict all mean the same

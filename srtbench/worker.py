@@ -12,7 +12,8 @@ import pickle
 import sys
 import traceback
 
-from srtbench.errors import SrtbenchError, describe
+from srtbench.errors import SrtbenchError, debug, describe, save_traceback
+from srtbench.results import shown
 
 
 def run_step(step) -> int:
@@ -24,18 +25,16 @@ def run_step(step) -> int:
         set_threads()
         step.execute(lambda line: print(line, flush=True))
     except SrtbenchError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        print(shown(f"error: {err}"), file=sys.stderr, flush=True)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr, flush=True)
         return 130
     except Exception as err:  # noqa: BLE001 - the step's own failure: one line, the traceback kept (as the CLI does)
-        from srtbench.cli import _debug, _save_traceback
-
-        if _debug():
+        if debug():
             traceback.print_exc()
-        print(f"error: unexpected {describe(err)} ({_save_traceback()}; SRTBENCH_DEBUG=1 prints it)", file=sys.stderr,
-              flush=True)
+        print(shown(f"error: unexpected {describe(err)} ({save_traceback()}; SRTBENCH_DEBUG=1 prints it)"),
+              file=sys.stderr, flush=True)
         return 1
     return 0
 

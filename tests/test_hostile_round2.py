@@ -369,3 +369,22 @@ def test_a_row_missing_a_required_value_is_one_line(tmp_path):
     (tmp_path / "r.csv").write_text(csv_text({"fraction": "nan"}))
     out = CliRunner().invoke(main, ["table", str(tmp_path / "r.csv")])
     assert out.exit_code == 2 and out.output == f"error: {tmp_path / 'r.csv'}, line 2: fraction is missing\n"
+
+
+@pytest.mark.parametrize("native_checkpoint", [True, False], ids=["checkpoint", "foreign-state-dict"])
+def test_integer_weights_are_refused_not_cast(native_checkpoint, hostile):  # noqa: F811
+    from tests.test_hostile_inputs import foreign
+
+    if native_checkpoint:
+        path = small_cnn(hostile, 10)
+        payload = torch.load(path, weights_only=True)
+        key = next(iter(payload["state_dict"]))
+        payload["state_dict"][key] = payload["state_dict"][key].to(torch.int8)
+        torch.save(payload, path)
+        argv = ["evaluate", path, "--out", str(hostile / "out.csv")]
+    else:
+        argv = foreign(hostile)
+        torch.save({k: v.to(torch.int8) for k, v in torch.load(hostile / "w.pt").items()}, hostile / "w.pt")
+    out = CliRunner().invoke(main, argv)
+    assert out.exit_code == 2 and "is int8, the model's is float32 (srtbench casts no integer weights)" in out.output, \
+        out.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from srtbench.cli import echo, main
+from srtbench.cli.app import echo, main
 from srtbench.config import click_options, from_options
 
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from srtbench.cli import echo, main
+from srtbench.cli.app import echo, main
 from srtbench.config import choices_of, option_name
 from srtbench.neighborhoods import ThreatConfig, atoms
 

@@ -7,7 +7,7 @@ import math
 
 import click
 
-from srtbench.cli import echo, main
+from srtbench.cli.app import echo, main
 
 
 def scheduling_options(fn):

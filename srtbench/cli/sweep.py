@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from srtbench.cli import main
+from srtbench.cli.app import main
 from srtbench.cli.reproduce import run_steps, scheduling_options
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from srtbench.cli import main
+from srtbench.cli.app import main
 
 
 @main.command("table")

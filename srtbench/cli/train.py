@@ -13,7 +13,7 @@ from dataclasses import fields
 import click
 from click.core import ParameterSource
 
-from srtbench.cli import echo, main
+from srtbench.cli.app import echo, main
 from srtbench.config import click_options, from_options, option_name
 from srtbench.data import DataConfig
 from srtbench.defenses import DEFENSES, DefenseParams

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from srtbench.cli import echo, main
+from srtbench.cli.app import echo, main
 
 
 @main.command("models")
