@@ -57,23 +57,22 @@ def _keyed(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _preference(g: pd.DataFrame) -> pd.DataFrame:
-    """The rows of one model and attack, the one to show first: most examples, the test split, the lowest seed."""
-    return g.assign(_not_test=g["_split"] != "test").sort_values(
-        ["_n", "_not_test", "_seed"], ascending=[False, True, True], kind="stable")
-
-
-def _check_same(g: pd.DataFrame) -> None:
-    """Rows of one measurement must agree; else name both files."""
-    values = g[list(NUMBERS)].apply(pd.to_numeric, errors="coerce").round(6)
-    distinct = values.drop_duplicates()
-    if len(distinct) > 1:
-        first, second = (g.loc[i] for i in distinct.index[:2])
-        raise SrtbenchError(
-            f"conflicting results for {first['label']} / {first['dataset']} / {first['attack']} @ "
-            f"{first['_fraction']:g} on the same {int(first['_n'])} examples (seed {int(first['_seed'])}): "
-            f"{first.get('source', '?')} has {first['robust_acc']}, {second.get('source', '?')} has "
-            f"{second['robust_acc']}")
+def _check_same(keyed: pd.DataFrame) -> None:
+    """Rows of one measurement (model, attack, examples) must agree; else name both files."""
+    group = list(MODEL + ATTACK + EXAMPLES)
+    numbers = keyed[list(NUMBERS)].apply(pd.to_numeric, errors="coerce").round(6).fillna(-1.0)
+    distinct = keyed.assign(_clean=numbers["clean_acc"], _robust=numbers["robust_acc"]).drop_duplicates(
+        [*group, "_clean", "_robust"])
+    clash = distinct[distinct.duplicated(group, keep=False)]
+    if clash.empty:
+        return
+    first = clash.iloc[0]
+    second = clash[(clash[group] == first[group]).all(axis=1)].iloc[1]
+    raise SrtbenchError(
+        f"conflicting results for {first['label']} / {first['dataset']} / {first['attack']} @ "
+        f"{first['_fraction']:g} on the same {int(first['_n'])} examples (seed {int(first['_seed'])}): "
+        f"{first.get('source', '?')} has {first['robust_acc']}, {second.get('source', '?')} has "
+        f"{second['robust_acc']}")
 
 
 def pick(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -82,21 +81,23 @@ def pick(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     if df.empty:
         return df, []
     keyed = _keyed(df)
-    keep: list = []
+    _check_same(keyed)
+    group = list(MODEL + ATTACK)
+    # one row per measurement (identical copies are one), the preferred first within each model and attack
+    ordered = keyed.drop_duplicates([*group, *EXAMPLES]).assign(_not_test=lambda k: k["_split"] != "test")
+    ordered = ordered.sort_values(["_n", "_not_test", "_seed"], ascending=[False, True, True], kind="stable")
+    best = ordered.drop_duplicates(group)
+    shown = set(best.index)
     left: dict[str, dict] = {}  # results file -> the attacks, example sets and shown rows of its rows not shown
-    for _, g in keyed.groupby(list(MODEL + ATTACK), sort=False, dropna=False):
-        for _, same in g.groupby(list(EXAMPLES), sort=False, dropna=False):
-            _check_same(same)
-        ordered = _preference(g.drop_duplicates(list(EXAMPLES)))
-        best = ordered.iloc[0]
-        keep.append(ordered.index[0])
-        for i in ordered.index[1:]:
+    if len(ordered) > len(best):
+        chosen = {tuple(r[c] for c in group): r for _, r in best.iterrows()}
+        for i in ordered.index.difference(best.index):
             row = keyed.loc[i]
+            kept = chosen[tuple(row[c] for c in group)]
             note = left.setdefault(str(row.get("source", "?")), {"attacks": [], "examples": set(), "kept": set()})
             note["attacks"].append(str(row["attack"]))
             note["examples"].add(_examples(row))
-            note["kept"].add((str(best.get("source", "?")), _examples(best)))
-    shown = set(keep)
+            note["kept"].add((str(kept.get("source", "?")), _examples(kept)))
     return df.loc[[i for i in df.index if i in shown]], _notes(left)
 
 
