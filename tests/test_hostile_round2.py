@@ -388,3 +388,12 @@ def test_integer_weights_are_refused_not_cast(native_checkpoint, hostile):  # no
     out = CliRunner().invoke(main, argv)
     assert out.exit_code == 2 and "is int8, the model's is float32 (srtbench casts no integer weights)" in out.output, \
         out.output
+
+
+def test_a_file_name_with_terminal_escapes_is_printed_inert(hostile):  # noqa: F811
+    """`saved PATH` and every other line that names a file: an OSC sequence in a name cannot retitle the terminal."""
+    name = hostile / "a\x1b]0;pwned\x07\u202e.pt"
+    out = CliRunner().invoke(main, train(hostile, "--iterations", "1")[:-2] + ["--out", str(name)])
+    assert out.exit_code == 0 and name.is_file(), out.output
+    assert "\x1b" not in out.output and "\x07" not in out.output and "\u202e" not in out.output
+    assert "saved " in out.output and "<U+202E>" in out.output
