@@ -323,12 +323,21 @@ def worst_case(rows: Sequence[pd.Series]) -> float | None:
     return accuracy(worst_per_example(aligned).adv_correct)
 
 
-def _hits(rows: pd.DataFrame, col: Column) -> pd.DataFrame:
-    """The rows of one model that fill column `col` (its attack, fraction and, where split, settings)."""
-    hit = rows[(rows["attack"] == col.attack) & (rows["fraction"].astype(float) == col.fraction)]
+def _hits(rows: dict[tuple[str, float], pd.DataFrame], col: Column) -> pd.DataFrame:
+    """The rows of one model (split by attack and fraction: `_by_attack`) that fill column `col` (its attack, fraction
+    and, where split, settings)."""
+    hit = rows.get((col.attack, col.fraction), _NONE)
     if col.params is not None:
         hit = hit[(hit["attack_params"] == col.params) | hit["attack_params"].isna()]
     return hit
+
+
+_NONE = pd.DataFrame({"attack_params": pd.Series(dtype=object), "robust_acc": pd.Series(dtype=float)})
+
+
+def _by_attack(rows: pd.DataFrame) -> dict[tuple[str, float], pd.DataFrame]:
+    return {(str(a), float(f)): g for (a, f), g in rows.groupby([rows["attack"], rows["fraction"].astype(float)],
+                                                                 sort=False)}
 
 
 def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list[Row]:
@@ -336,16 +345,18 @@ def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list
     placement = _assign_rows(layout, labels)
     order = list(layout.rows) + [placement[lb] for lb in labels if placement[lb] not in layout.rows]
     by_row = {placement[lb]: lb for lb in labels}
+    by_label = dict(list(df.groupby(df["label"].astype(str), sort=False)))
     out = []
     for row in order:
         label = by_row.get(row)
-        mine = df[df["label"].astype(str) == label] if label is not None else df.iloc[0:0]
+        mine = by_label.get(label, df.iloc[0:0])
+        split = _by_attack(mine)
         cells = []
         for col in columns:
             if col.kind == "clean":
                 cells.append(_clean_value(mine))
             elif col.kind == "attack":
-                hit = _hits(mine, col)
+                hit = _hits(split, col)
                 found = len(hit) and pd.notna(hit["robust_acc"].iloc[0])
                 cells.append(Cell(float(hit["robust_acc"].iloc[0]), spread=_std(hit.iloc[0], "robust_std")) if found
                              else Cell(None))
@@ -353,7 +364,7 @@ def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list
                 cells.append(Cell(_time_value(mine)))
             else:
                 attacked = [c for c in columns if c.kind == "attack" and c.fraction == 1.0]
-                hits = [_hits(mine, c) for c in attacked]
+                hits = [_hits(split, c) for c in attacked]
                 cells.append(_worst_cell([h.iloc[0] for h in hits]) if all(len(h) for h in hits) else Cell(None))
         out.append(Row(row, cells))
     return out
