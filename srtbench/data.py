@@ -154,9 +154,7 @@ def _mnist_like_reader(name: str, torchvision_cls: str) -> Callable:
             dirs = _search_dirs(Path(data_dir), name, torchvision_cls)
         else:
             env = os.environ.get("SRTBENCH_DATA")
-            if env and not Path(env).is_dir():  # a mistyped folder is said, not silently passed over
-                raise SrtbenchError(f"SRTBENCH_DATA={env}: no such folder; point it at the folder holding the "
-                                    "dataset files, or unset it")
+            require(not env or Path(env).is_dir(), f"SRTBENCH_DATA={env}: no such folder (unset it, or name the data)")
             dirs = _search_dirs(Path(env), name, torchvision_cls) if env else []
             dirs += [Path(DEBIAN_DIRS[name])] if name in DEBIAN_DIRS else []
         images, labels = (_find_idx(dirs, stem) for stem in stems)
