@@ -99,3 +99,14 @@ def test_batch(fmnist_test):
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def embedded_ray(fmnist_train):
+    """One embedded Ray (2 CPUs) for every test that schedules on it; those tests share the xdist group "ray", so
+    they run on one worker, one after another, and start Ray once."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()

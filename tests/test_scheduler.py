@@ -26,15 +26,8 @@ TINY = (("n_labeled", 1000), ("check_size", 0), ("amp", False))
 ATTACKS = ("fgsm", "pgd[steps=3]")
 
 
-@pytest.fixture(scope="module")
-def embedded_ray(fmnist_train):
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield ray
-    ray.shutdown()
 
-
-def tiny_experiment(iterations: int = 16, seeds=(0, 1)) -> list[recipes.Step]:
+def tiny_experiment(iterations: int = 8, seeds=(0, 1)) -> list[recipes.Step]:
     """Standard training per seed, each attacked, then one table: a sweep's plan (runs/sweeps/tiny/...)."""
     return plan(Sweep("tiny", ("standard",), seeds=tuple(seeds), preset="fmnist-pixel-cpu",
                       train=(("iterations", iterations), *TINY),
@@ -58,7 +51,7 @@ def test_jobs_on_embedded_ray_give_the_sequential_runs_numbers(embedded_ray, tmp
     sequential, parallel = numbers(tmp_path / "one-by-one"), numbers(tmp_path / "ray")
     assert len(sequential) == 4 and parallel == sequential
     log = (tmp_path / "ray" / "runs" / "sweeps" / "tiny" / "standard-s1.log").read_text()
-    assert "--seed 1" in log.splitlines()[0] and "standard pixel | 16/16 (100%) | done in" in log  # plain progress
+    assert "--seed 1" in log.splitlines()[0] and "standard pixel | 8/8 (100%) | done in" in log  # plain progress
     assert (tmp_path / "ray" / "results" / "sweeps" / "tiny" / "tiny.md").is_file()
 
 

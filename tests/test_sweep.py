@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -73,14 +72,6 @@ def test_a_bad_sweep_file_is_a_one_line_error(tmp_path, text, message):
     out = CliRunner().invoke(main, ["sweep", str(spec), "--dry-run"])
     assert out.exit_code == 2 and out.output.count("\n") == 1 and message in out.output, out.output
 
-
-@pytest.fixture(scope="module")
-def embedded_ray(fmnist_train):
-    ray = pytest.importorskip("ray")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield ray
-    ray.shutdown()
 
 
 @pytest.mark.slow
