@@ -131,7 +131,8 @@ def bench_cw_l2(args, device):
         t_ours, d_ours = timed(partial(_distances, ours, model, x, pred), device, 0)
         t_ref, d_ref = timed(partial(_distances, ref, model, x, pred), device, 0)
         worse = int((d_ours > 1.02 * d_ref).sum())
-        rows.append([path, f"{t_ours:.1f} / {t_ref:.1f}", f"{t_ref / t_ours:.2f}x", f"{ours.runs / n:.1f} / 9",
+        runs = ours.algorithm.runs / n
+        rows.append([path, f"{t_ours:.1f} / {t_ref:.1f}", f"{t_ref / t_ours:.2f}x", f"{runs:.1f} / 9",
                      f"{int(torch.isfinite(d_ours).sum())} / {int(torch.isfinite(d_ref).sum())}",
                      f"{d_ours.median():.4f} / {d_ref.median():.4f}", f"{d_ours.median() / d_ref.median():.3f}",
                      f"{worse}/{n}"])
@@ -198,7 +199,7 @@ def bench_autoattack_floor(args, device):
     robust = logits.argmax(1) == y
     clean = int(robust.sum())
     rows, total = [], 0.0
-    for stage in build(f"autoattack[epsilon={eps}]", dataset).components(counting, logits.shape[1], 0):
+    for stage in build(f"autoattack[epsilon={eps}]", dataset).algorithm.components(counting, logits.shape[1], 0):
         idx = robust.nonzero().squeeze(1)
         counting.plain = counting.graded = 0
         t, adv = timed(lambda stage=stage, idx=idx: stage(x[idx], y[idx]).detach(), device, 0)

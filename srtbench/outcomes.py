@@ -54,8 +54,20 @@ def risks(ex: Examples) -> dict[str, float]:
             "R_adv": 100 * (~ex.adv_correct).float().mean().item()}
 
 
+def common_examples(examples: list[Examples]) -> list[Examples]:
+    """Outcomes read back from files of different orders and lengths, paired for `worst_case`: each one's examples
+    in index order, restricted to those every one holds (each example meets itself)."""
+    keep = examples[0].index
+    for ex in examples[1:]:
+        keep = keep[torch.isin(keep, ex.index)]
+    # each file's examples in index order, restricted to those every file holds
+    aligned = [ex.select(ex.index.argsort()) for ex in examples]
+    return [ex.select(torch.isin(ex.index, keep)) for ex in aligned]
+
+
 def worst_case(examples: list[Examples]) -> Examples:
-    """Per example, the first attack that breaks it (its prediction counts), else the clean prediction."""
+    """Per example, the first attack that breaks it (its prediction counts), else the clean prediction; the outcomes
+    are paired by position (one evaluation's attacks, or files paired by `common_examples`)."""
     first = examples[0]
     adv = first.clean_pred.clone()
     open_ = torch.ones(len(adv), dtype=torch.bool)

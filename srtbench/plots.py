@@ -28,11 +28,12 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from srtbench.attacks import header, rank  # noqa: E402
+from srtbench.data import display_name, display_order  # noqa: E402
 from srtbench.errors import SrtbenchError  # noqa: E402
 from srtbench.maximizers import cross_entropy  # noqa: E402
 from srtbench.measurements import pick  # noqa: E402
 from srtbench.runtime import atomic_path, notice  # noqa: E402
-from srtbench.tables import DATASET_NAMES, distinguish_models  # noqa: E402
+from srtbench.tables import distinguish_models  # noqa: E402
 
 FORMATS = ("png", "pdf")
 # training-set sizes, for checkpoints whose unlabeled part is "the rest" (n_unlabeled = None)
@@ -66,7 +67,7 @@ def literal(text) -> str:
 
 
 def _title(dataset: str, attack: str) -> str:
-    return literal(f"{DATASET_NAMES.get(dataset, dataset)}: {header(attack)}")
+    return literal(f"{display_name(dataset)}: {header(attack)}")
 
 
 def shown(df: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +93,7 @@ def budget(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | No
         raise SrtbenchError(f"no results for attacks {', '.join(attacks or [])}")
     df = distinguish_models(shown(df))  # one curve per model, named as the tables name it
     panels = sorted({(str(d), str(a)) for d, a in zip(df["dataset"], df["attack"])},
-                    key=lambda p: (list(DATASET_NAMES).index(p[0]) if p[0] in DATASET_NAMES else 99, rank(p[1]), p))
+                    key=lambda p: (display_order(p[0]), rank(p[1]), p))
     datasets = list(dict.fromkeys(d for d, _ in panels))
     columns = max(sum(d == ds for d, _ in panels) for ds in datasets)
     fig, axes = _grid(len(datasets), columns)

@@ -64,7 +64,7 @@ class Sweep:
 def _field_names() -> dict[str, str]:
     """Every training option by field name and by flag name (`lambda` -> `lam`, `n-labeled` -> `n_labeled`)."""
     from srtbench.config import option_name
-    from srtbench.recipes import _train_sections
+    from srtbench.recipes.jobs import _train_sections
 
     names = {}
     for cls in _train_sections().values():
@@ -154,7 +154,7 @@ def load(path: str | Path, allow_code: bool = False) -> Sweep:
 
 
 def _point_name(options: Sequence[tuple[str, Any]]) -> str:
-    from srtbench.recipes import _flag_value
+    from srtbench.recipes.jobs import _flag_value
 
     return "".join(f"-{k}{_flag_value(v)}" for k, v in options)
 
@@ -258,7 +258,7 @@ def _label(defense: str, out: str, preset: str | None, options: Sequence[tuple[s
            point: Sequence[tuple[str, Any]]) -> str:
     """The defense's own row name, with the threat and the grid values that tell the sweep's runs apart."""
     from srtbench.defenses import DEFENSES
-    from srtbench.recipes import TrainJob, _flag_value
+    from srtbench.recipes.jobs import TrainJob, _flag_value
 
     run = TrainJob(defense, out, preset, tuple(options)).build()
     d = DEFENSES.get(defense)

@@ -56,7 +56,11 @@ def test_every_attack_carries_all_its_facts(name):
 def test_attacks_have_distinct_headers_and_places_in_the_paper_order():
     assert len({attack_info(name).header for name in ATTACKS}) == len(ATTACKS.names())
     assert len({attack_info(name).order for name in ATTACKS}) == len(ATTACKS.names())
-    assert paper_order()[:3] == ["fgsm", "pgd", "mifgsm"] and paper_order()[-1] == "autoattack"
+    order = paper_order()
+    assert order[:3] == ["fgsm", "pgd", "mifgsm"]
+    # today's standard follows the paper's battery (attacks added since may follow it too)
+    paper = ("fgsm", "pgd", "mifgsm", "jsma", "cw", "pointwise", "ddn", "randadv", "gridadv", "pgd+", "gridadv+")
+    assert order.index("autoattack") > max(order.index(a) for a in paper)
     assert header("gridadv.t") == "GridAdv.T" and header("not-registered") == "not-registered"
     assert rank("not-registered") == len(ATTACKS.names()) > rank("autoattack")
 
@@ -75,11 +79,11 @@ def test_attack_lowers_accuracy_and_respects_its_budget(name, trained_cnn, batch
     assert ((adv == y) & clean_correct).sum() < clean_correct.sum(), "the attack broke nothing"
     assert out.inside.all() and out.x_adv.min() >= 0 and out.x_adv.max() <= 1
     delta = (out.x_adv - x).flatten(1)
-    if atk.threat == "pixel linf":
+    if atk.group == "pixel linf":
         assert delta.abs().amax(1).max() <= atk.budget["epsilon"] + 1e-5
     if atk.minimum_norm:
         broken = adv != pred
-        d = delta.norm(dim=1) if atk.threat == "pixel l2" else (delta.abs() > 1e-6).sum(1).float()
+        d = delta.norm(dim=1) if atk.group == "pixel l2" else (delta.abs() > 1e-6).sum(1).float()
         assert torch.allclose(out.distance[broken], d[broken], rtol=1e-4, atol=1e-4)
         assert (out.distance[broken] <= atk.budget["epsilon"] + 1e-5).all()
     if name == "jsma":  # at most ceil(γ·n/2) pairs of features changed
@@ -187,7 +191,7 @@ def test_native_cw_l2_stops_searching_per_example(trained_cnn, test_batch):
         pred = trained_cnn(x).argmax(1)
     ours = build("cw-l2[steps=20]", DATASET)
     assert torch.isfinite(ours(trained_cnn, x, pred).distance).sum() >= len(x) // 2
-    assert ours.runs < 9 * len(x)
+    assert ours.algorithm.runs < 9 * len(x)
 
 
 def test_minimum_norm_budget_only_thresholds_the_distances(trained_cnn, batch):
@@ -213,7 +217,7 @@ def test_defaults_follow_the_paper_per_dataset():
         assert parse("cw", dataset)[1] == parse("pgd", dataset)[1]
         assert parse("jsma", dataset)[1] == {"theta": 1.0, "gamma": 1.0}  # advertorch's defaults
     grid = build("gridadv", "cifar10")
-    assert len(grid.neighborhood.grid()) == 775 and grid.budget == {"rotation": 30.0, "translation": 3.0}
+    assert len(grid.algorithm.neighborhood.grid()) == 775 and grid.budget == {"rotation": 30.0, "translation": 3.0}
     assert build("gridadv.t", "mnist").budget["rotation"] == 0
     assert build("randadv.r", "mnist").budget["translation"] == 0
     assert parse("randadv", "mnist")[1]["k"] == 10
@@ -225,7 +229,7 @@ PIXEL_01 = {"threat": "pixel", "norm": "linf", "epsilon": 0.2, "rotation": 30.0,
 def test_a_checkpoint_sets_the_budget_of_the_attacks_of_its_threat():
     pgd = build("pgd", "mnist", trained=PIXEL_01)
     assert pgd.budget == {"epsilon": 0.2} and pgd.budget_source == {"epsilon": "checkpoint"}
-    assert pgd.maximizer.step_size == pytest.approx(0.01 * 0.2 / 0.3)  # the step follows ε
+    assert pgd.algorithm.maximizer.step_size == pytest.approx(0.01 * 0.2 / 0.3)  # the step follows ε
     assert build("cw", "mnist", trained=PIXEL_01).budget == {"epsilon": 0.2}
     assert build("autoattack", "mnist", trained=PIXEL_01).budget == {"epsilon": 0.2}
     # a pixel-wise checkpoint says nothing about rotations: spatial attacks keep the dataset's budget
@@ -239,9 +243,9 @@ def test_a_checkpoint_sets_the_budget_of_the_attacks_of_its_threat():
 def test_settings_written_in_the_spec_win_over_the_checkpoint():
     pgd = build("pgd[epsilon=0.05]", "mnist", trained=PIXEL_01)
     assert pgd.budget == {"epsilon": 0.05} and pgd.budget_source == {"epsilon": "command line"}
-    assert pgd.maximizer.step_size == 0.01  # an explicit ε keeps the family's step
+    assert pgd.algorithm.maximizer.step_size == 0.01  # an explicit ε keeps the family's step
     step = build("pgd[step_size=0.02]", "mnist", trained=PIXEL_01)
-    assert step.budget == {"epsilon": 0.2} and step.maximizer.step_size == 0.02
+    assert step.budget == {"epsilon": 0.2} and step.algorithm.maximizer.step_size == 0.02
 
 
 def test_spatial_and_compound_checkpoints_set_their_transform_budgets():
@@ -278,7 +282,7 @@ def test_overrides_are_typed_and_fraction_scales_every_budget():
     assert name == "pgd" and params["steps"] == 100 and isinstance(params["steps"], int) and params["start"] == "none"
     atk = build("pgd[epsilon=0.2]", DATASET, fraction=0.5)
     assert atk.budget == {"epsilon": pytest.approx(0.1)} and atk.params["epsilon"] == 0.2  # params as given
-    assert atk.maximizer.step_size == pytest.approx(0.0025)  # Fashion-MNIST's step 0.005, halved
+    assert atk.algorithm.maximizer.step_size == pytest.approx(0.0025)  # Fashion-MNIST's step 0.005, halved
     compound = build("pgd+", DATASET, fraction=0.2)
     assert compound.budget == pytest.approx({"epsilon": 0.02, "rotation": 6.0, "translation": 0.6})
 
@@ -352,7 +356,7 @@ def test_spatial_attacks_stay_inside_their_budget_checked_from_the_transform_its
 
     x, _, pred = batch
     atk = build(name, DATASET)
-    theta = atk.maximizer(trained_cnn, atk.neighborhood, x, pred, cross_entropy, misclassified,
+    theta = atk.algorithm.maximizer(trained_cnn, atk.algorithm.neighborhood, x, pred, cross_entropy, misclassified,
                           torch.Generator().manual_seed(0))
     rotation, translation = atk.budget["rotation"], atk.budget["translation"]
     assert (theta[:, 0].abs() <= rotation + 1e-6).all() and (theta[:, 1:].abs() <= translation + 1e-6).all()
@@ -361,7 +365,7 @@ def test_spatial_attacks_stay_inside_their_budget_checked_from_the_transform_its
     if name.endswith(".r"):
         assert (theta[:, 1:] == 0).all()
     out = atk(trained_cnn, x, pred, torch.Generator().manual_seed(0))
-    assert torch.allclose(out.x_adv, atk.neighborhood.apply(x, theta), atol=1e-6)
+    assert torch.allclose(out.x_adv, atk.algorithm.neighborhood.apply(x, theta), atol=1e-6)
 
 
 def test_native_pointwise_distances_are_the_l0_of_its_images(trained_cnn, batch):

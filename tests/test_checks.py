@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from srtbench import checks
-from srtbench import evaluate as evaluation
-from srtbench.evaluate import EvalConfig, evaluate
+from srtbench.evaluate import EvalConfig, evaluate, one_checkpoint
+from srtbench.evaluate import flags as row_flags
 from srtbench.models import create_model
 from srtbench.neighborhoods import PixelBall
 
-N = 64  # examples per evaluation (= evaluation.SUBSET, so every flag rests on the same examples)
+N = 64  # examples per evaluation (= srtbench.evaluate.SUBSET, so every flag rests on the same examples)
 PGD = "pgd[epsilon=0.1,steps=5,step_size=0.04]"
 FGSM = "fgsm[epsilon=0.1]"
 # PGD+ with the same PGD stage as PGD (same settings, same random start), then a grid of 3 rotations (±10°)
@@ -123,7 +123,7 @@ def run_evaluation(folder, builder: str, model: nn.Module, attacks: str, fractio
 def sound(trained_cnn, tmp_path_factory):
     """The trained SmallCNN under every attack the flags compare, at two fractions, with every sanity run."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(evaluation, "SQUARE_QUERIES", SQUARE_QUERIES)
+        mp.setattr(row_flags, "SQUARE_QUERIES", SQUARE_QUERIES)
         return run_evaluation(tmp_path_factory.mktemp("sound"), "small_cnn", trained_cnn,
                               ",".join([FGSM, PGD, PGD_PLUS]), fractions=(0.5, 1.0), sanity=True)
 
@@ -132,7 +132,7 @@ def sound(trained_cnn, tmp_path_factory):
 def masked(trained_cnn, tmp_path_factory):
     """The quantized (gradient-masked) SmallCNN under PGD, with the ε = 1 and Square sanity runs."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(evaluation, "SQUARE_QUERIES", SQUARE_QUERIES)
+        mp.setattr(row_flags, "SQUARE_QUERIES", SQUARE_QUERIES)
         return run_evaluation(tmp_path_factory.mktemp("masked"), "quantized_cnn", Quantized(trained_cnn), PGD,
                               sanity=True)
 
@@ -153,12 +153,12 @@ def test_zero_budget_fires_when_the_attack_ignores_the_budget_fraction(sound, tr
     """An attack that runs at its full budget whatever the fraction: at fraction 0 it still breaks examples.
     Its own `inside` check cannot see it (it is inside the budget it believes it has)."""
     assert sound.status("zero_budget", "pgd") == "PASS"
-    real = evaluation.build
+    real = one_checkpoint.build
 
     def full_budget(spec, dataset, fraction=1.0, *args, **kwargs):
         return real(spec, dataset, 1.0, *args, **kwargs)
 
-    monkeypatch.setattr(evaluation, "build", full_budget)
+    monkeypatch.setattr(one_checkpoint, "build", full_budget)
     ev = run_evaluation(tmp_path, "small_cnn", trained_cnn, "gridadv.t[translations=5]", sanity=True)
     flag = ev.flag("zero_budget", "gridadv.t")
     assert flag["status"] == "WARN" and "fraction 0" in flag["detail"], flag
@@ -197,12 +197,12 @@ def test_reclassified_fires_on_a_batch_dependent_model(sound, trained_cnn, tmp_p
 def test_monotone_budget_fires_when_accuracy_rises_with_the_budget(sound, trained_cnn, tmp_path, monkeypatch):
     """An attack whose budget shrinks as the fraction grows (fraction f runs at 1 - f)."""
     assert sound.status("monotone_budget", "pgd", 0.5) == sound.status("monotone_budget", "pgd", 1.0) == "PASS"
-    real = evaluation.build
+    real = one_checkpoint.build
 
     def reversed_budget(spec, dataset, fraction=1.0, *args, **kwargs):
         return real(spec, dataset, round(1.0 - fraction, 6), *args, **kwargs)
 
-    monkeypatch.setattr(evaluation, "build", reversed_budget)
+    monkeypatch.setattr(one_checkpoint, "build", reversed_budget)
     ev = run_evaluation(tmp_path, "small_cnn", trained_cnn, PGD, fractions=(0.25, 0.5, 1.0))
     assert ev.acc("pgd", 1.0) > ev.acc("pgd", 0.25)
     flag = ev.flag("monotone_budget", "pgd", 0.5)

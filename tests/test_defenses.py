@@ -10,7 +10,7 @@ from srtbench.data import Batch
 from srtbench.defenses import DEFENSES, DefenseParams
 from srtbench.errors import SrtbenchError
 from srtbench.maximizers import PGD, RandomSearch, cross_entropy, kl_to_clean
-from srtbench.neighborhoods import Compound, PixelBall, Spatial
+from srtbench.neighborhoods import NEIGHBORHOODS, Compound, PixelBall, Spatial, threat_parts
 
 
 class TinyNet(nn.Module):
@@ -184,7 +184,7 @@ def test_spatial_flip_pick_prefers_a_transform_that_changes_the_prediction(net, 
     x = torch.cat([batch.x_labeled, batch.x_unlabeled])
     c = net(x).argmax(1)
     p = params("srt", "spatial", spatial_pick="flip")
-    x_adv = defenses._maximize(net, n, x, c, cross_entropy, p, torch.Generator().manual_seed(0))
+    x_adv = defenses.inner.maximize(net, n, x, c, cross_entropy, p, torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(0)
     flips = torch.stack([net(n.apply(x, n.sample(x, gen))).argmax(1) != c for _ in range(10)])
     assert torch.equal(net(x_adv).argmax(1) != c, flips.any(0))
@@ -241,8 +241,23 @@ def test_paper_defaults_and_labels():
     assert d.label(params("srt", "spatial"), "spatial") == "SRT (λ = 0.2)"
     assert d.label(params("srt", "compound"), "compound") == "SRT+"
     assert DEFENSES.get("at").label(params("at", "compound"), "compound") == "AT+"
-    assert set(DEFENSES.names()) == {"standard", "at", "trades", "uat", "rst", "rt", "srt", "fast-srt",
-                                     "worst-of-k", "klr", "at-avg", "at-max"}
+    # the paper's defenses are registered; a new one may join them
+    assert {"standard", "at", "trades", "uat", "rst", "rt", "srt", "fast-srt", "worst-of-k", "klr", "at-avg",
+            "at-max"} <= set(DEFENSES.names())
+
+
+@pytest.mark.parametrize("threat", NEIGHBORHOODS.names())
+def test_each_threat_declares_srt_lambda_and_a_chain_takes_its_smallest(threat):
+    lam = params("srt", threat).lam
+    parts = [NEIGHBORHOODS.get(p).srt_lambda for p in threat_parts(threat)]
+    assert lam == min(parts) and lam > 0
+
+
+def test_a_threat_without_a_declared_lambda_asks_for_one(monkeypatch):
+    monkeypatch.setattr(NEIGHBORHOODS.get("blur"), "srt_lambda", None)
+    with pytest.raises(SrtbenchError, match="srt has no default --lambda for the blur threat: pass one"):
+        params("srt", "blur")
+    assert params("srt", "pixel+blur", lam=0.5).lam == 0.5  # given explicitly, nothing is asked
 
 
 @pytest.mark.parametrize("name,threat", [("trades", "spatial"), ("worst-of-k", "pixel"), ("at-avg", "pixel"),

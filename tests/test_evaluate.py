@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from srtbench import checkpoint, data, evaluate, outcomes, results
+from srtbench.attacks import ATTACKS
 from srtbench.cli import main
 
 FAST = "fgsm[epsilon=0.1],gridadv.t"
@@ -39,7 +40,7 @@ def evaluate_cli(ckpt, out, *extra):
 
 def test_rows_follow_the_schema_with_per_example_side_files(ckpt, tmp_path, fmnist_test, monkeypatch):
     out = tmp_path / "r.csv"
-    monkeypatch.setattr(evaluate, "SQUARE_QUERIES", 100)  # the flag's machinery, not Square's strength
+    monkeypatch.setattr("srtbench.evaluate.flags.SQUARE_QUERIES", 100)  # the flag's machinery, not Square's strength
     # the row records the process's command line; make it the one a user would have typed
     monkeypatch.setattr("sys.argv", ["/usr/bin/srtbench", "evaluate", str(ckpt), "--attacks", FAST])
     res = evaluate_cli(ckpt, out)
@@ -192,7 +193,7 @@ def test_an_interrupted_evaluation_resumes_from_its_side_files_and_writes_the_cs
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "run_attack", dies_on_second_attack)
+    monkeypatch.setattr("srtbench.evaluate.one_checkpoint.run_attack", dies_on_second_attack)
     res = run("evaluate", ckpt, "--attacks", FAST, "--n", 16, "--device", "cpu", "--out", out, "--no-sanity")
     assert res.exit_code == 130
     assert not out.exists()  # no row without its cross-row flags
@@ -280,7 +281,7 @@ def test_missing_checkpoint_is_one_line_exit_2(tmp_path):
 def test_attacks_command_lists_every_attack_with_its_defaults():
     res = run("attacks")
     assert res.exit_code == 0
-    for name in evaluate.known_attacks():
+    for name in ATTACKS.names():
         assert f"\n{name}  [" in "\n" + res.output
     assert "pgd[epsilon=0.3,steps=40,step_size=0.01,start=uniform]" in res.output
     assert "pgd[epsilon=0.031,steps=10,step_size=0.007,start=uniform]" in res.output

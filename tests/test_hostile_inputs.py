@@ -22,8 +22,8 @@ import torch
 from click.testing import CliRunner
 
 from srtbench import checkpoint, data
-from srtbench import evaluate as evaluate_module
 from srtbench.cli import main
+from srtbench.evaluate import one_checkpoint as evaluate_module  # where each attack run starts
 from tests import test_data as data_tests
 
 N_IMAGES = 16  # the generated test set (and training set) of every case

@@ -20,7 +20,7 @@ from srtbench.errors import SrtbenchError
 from srtbench.models import create_model
 from srtbench.neighborhoods import ThreatConfig
 from srtbench.runtime import atomic_write_text
-from srtbench.trainer import Run, TrainConfig, train
+from srtbench.trainer import Run, TrainConfig, guards, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -298,7 +298,7 @@ def test_a_batch_larger_than_the_data_is_clamped_with_a_notice(tmp_path, fmnist_
                 sizes.append(len(batch.x_labeled))
                 yield batch
 
-    monkeypatch.setattr(trainer.data, "ProportionalBatches", Spy)
+    monkeypatch.setattr(data, "ProportionalBatches", Spy)
     result = train(run, labeled=labeled, progress=False)
     assert sizes == [64, 64]
     assert "--batch-size 1000 " in capsys.readouterr().err
@@ -307,7 +307,7 @@ def test_a_batch_larger_than_the_data_is_clamped_with_a_notice(tmp_path, fmnist_
 
 def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path, sets, monkeypatch):
     labeled, unlabeled = sets
-    monkeypatch.setattr(trainer, "available_memory", lambda device: 2**20)  # 1 MiB free
+    monkeypatch.setattr(guards, "available_memory", lambda device: 2**20)  # 1 MiB free
     started = []
     with pytest.raises(SrtbenchError, match=r"--batch-size") as err:
         train(tiny_run(tmp_path), labeled=labeled, unlabeled=unlabeled, progress=False,
@@ -328,9 +328,9 @@ def test_the_memory_estimate_of_smallcnn_is_in_a_plausible_range():
                                               (True, "fmnist-pixel-cpu", False)])
 def test_a_long_cpu_run_names_the_cpu_preset_once(tmp_path, sets, monkeypatch, capsys, long, preset, says):
     labeled, unlabeled = sets
-    monkeypatch.setattr(trainer.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     if long:
-        monkeypatch.setattr(trainer, "LONG_CPU_RUN_S", 1e-6)
+        monkeypatch.setattr(guards, "LONG_CPU_RUN_S", 1e-6)
     run = tiny_run(tmp_path, epochs=2)
     run.preset = preset
     train(run, labeled=labeled, unlabeled=unlabeled, progress=False)

@@ -1,5 +1,5 @@
-"""The import graph of `srtbench`: no circle, counting imports inside functions too (a shared helper lives below
-everyone who uses it, as errors.py, runtime.py and files.py do)."""
+"""The import graph of `srtbench`: no circle and no upward arrow, counting imports inside functions too (a shared
+helper lives below everyone who uses it, as errors.py, runtime.py and files.py do)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,42 @@ def cycle(graph: dict[str, set[str]]) -> list[str] | None:
         return None
 
     return next(filter(None, (visit(n) for n in sorted(graph) if n not in state)), None)
+
+
+# the layers of srtbench's top-level modules and packages, lowest first: a module imports its own layer or lower ones.
+# The data flows up through them (data -> model -> neighborhood -> defense -> trainer -> attack -> evaluation -> table
+# -> recipe -> cli); the file formats (checkpoint, results) and plain records sit low, since both the stage that
+# writes them and the stages that read them import them.
+LAYERS = (
+    ("srtbench", "errors", "registry", "files", "config", "runtime", "progress", "distributed"),
+    ("data", "models", "presets", "outcomes", "results", "measurements"),
+    ("checkpoint",),
+    ("neighborhoods",),
+    ("maximizers",),
+    ("attacks", "defenses", "checks"),
+    ("trainer",),
+    ("evaluate",),
+    ("tables",),
+    ("plots",),
+    ("recipes", "worker"),
+    ("sweep", "scheduler"),
+    ("cli", "__main__"),
+)
+
+
+def layer(module: str) -> int:
+    """The layer of a module: that of its top-level module or package under srtbench."""
+    top = module.split(".")[1] if "." in module else module
+    found = [i for i, names in enumerate(LAYERS) if top in names]
+    assert found, f"{top} has no layer in tests/test_imports.py's LAYERS: place it where the data flow puts it"
+    return found[0]
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    known = modules()
+    upward = [f"{name} -> {m}" for name, path in known.items() for m in imports(name, path, known)
+              if layer(m) > layer(name)]
+    assert not upward, "upward imports: " + "; ".join(sorted(upward))
 
 
 def test_the_import_graph_has_no_circle():

@@ -11,7 +11,6 @@ import torchvision.transforms.functional as TF
 from srtbench import checkpoint, maximizers, plots
 from srtbench.defenses import DEFENSES, DefenseParams
 from srtbench.errors import SrtbenchError
-from srtbench.evaluate import held_out_check
 from srtbench.maximizers import PGD, GridSearch, cross_entropy
 from srtbench.neighborhoods import (
     NEIGHBORHOODS,
@@ -24,7 +23,7 @@ from srtbench.neighborhoods import (
     ThreatConfig,
     atoms,
 )
-from srtbench.trainer import train
+from srtbench.trainer import held_out_check, train
 from tests.fitting import fit
 from tests.test_trainer import cli, sets, tiny  # noqa: F401  (fixtures)
 

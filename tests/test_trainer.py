@@ -17,11 +17,10 @@ from srtbench import checkpoint, data
 from srtbench.cli import main
 from srtbench.data import DataConfig
 from srtbench.defenses import DEFENSES, DefenseParams
-from srtbench.evaluate import held_out_check
 from srtbench.maximizers import GridSearch, cross_entropy, misclassified
 from srtbench.neighborhoods import PixelBall, Spatial, ThreatConfig
 from srtbench.presets import PRESETS
-from srtbench.trainer import METRICS_COLUMNS, Run, TrainConfig, learning_rate, train
+from srtbench.trainer import METRICS_COLUMNS, Run, TrainConfig, held_out_check, learning_rate, train
 from tests.fitting import fit
 
 

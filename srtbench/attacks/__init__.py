@@ -33,6 +33,7 @@ from srtbench.attacks.base import (
     Attack,
     AttackInfo,
     AttackOutput,
+    BuiltAttack,
     attack,
     attack_defaults,
     attack_info,
@@ -47,7 +48,7 @@ from srtbench.attacks.base import (
 from srtbench.attacks.spec import SOURCES, build, parse, resolve, split_specs, trained_budget
 
 __all__ = [
-    "ATTACKS", "NORMS", "SOURCES", "Attack", "AttackInfo", "AttackOutput", "attack", "attack_defaults",
+    "ATTACKS", "NORMS", "SOURCES", "Attack", "AttackInfo", "AttackOutput", "BuiltAttack", "attack", "attack_defaults",
     "attack_info", "batch_seed", "build", "cover_pairs", "header", "must_beat_pairs", "neighborhood", "paper_order",
     "parse", "rank", "resolve", "split_specs", "trained_budget",
 ]

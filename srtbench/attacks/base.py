@@ -60,29 +60,15 @@ def in_box(x_adv: torch.Tensor) -> torch.Tensor:
 
 
 class Attack(ABC):
-    """Shared chores: name, settings (as given, for the CSV), effective budget, group (`AttackInfo.group`)."""
+    """An attack's algorithm: settings in, adversarial examples out.  What its result rows record about it (name,
+    settings, budget and its source, threat) is `BuiltAttack`'s, made complete by `spec.build`."""
 
-    name: str = ""
-    threat: str = ""  # its group (AttackInfo.group): the worst case over attacks is taken per group
-    minimum_norm: bool = False
     batch_dependent: bool = False  # draws from one generator per batch (library attacks): results depend on batching
-    params: dict[str, Any]
-    budget: dict[str, float]
-    budget_source: dict[str, str]  # per budget: checkpoint, dataset or command line
 
     @abstractmethod
     def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                  gen: torch.Generator | None = None) -> AttackOutput:
         """Adversarial examples that move `model`'s prediction away from `target`."""
-
-    def at_budget(self, out: AttackOutput, x: torch.Tensor) -> AttackOutput:
-        """The output as counted at this attack's budget (minimum-norm attacks: keep x where too far)."""
-        return out
-
-    @property
-    def run_key(self) -> str:
-        """Two attacks with the same run key produce the same output (evaluation runs it once)."""
-        return f"{self.name}{sorted(self.params.items())}{sorted(self.budget.items())}"
 
 
 # ---------------------------------------------------------------- registration: every fact about an attack
@@ -171,3 +157,52 @@ def must_beat_pairs() -> list[tuple[str, str]]:
 def cover_pairs() -> list[tuple[str, str]]:
     """(compound, part) for every attack and each attack whose threat set it contains, in registration order."""
     return [(name, part) for name in ATTACKS.names() for part in attack_info(name).covers]
+
+
+# ---------------------------------------------------------------- an attack ready to run
+
+
+@dataclass(frozen=True)
+class BuiltAttack:
+    """An attack ready to run, complete when `spec.build` makes it: its algorithm, its registered facts, and what its
+    rows record (every setting as given, the effective budget after the fraction, where each budget came from)."""
+
+    name: str
+    algorithm: Attack
+    info: AttackInfo
+    params: dict[str, Any]
+    budget: dict[str, float]
+    budget_source: dict[str, str]  # per budget: checkpoint, dataset or command line
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                 gen: torch.Generator | ExampleRNG | None = None) -> AttackOutput:
+        return self.algorithm(model, x, target, gen)
+
+    @property
+    def group(self) -> str:
+        """Where its worst case is taken: its threat (`info.threat`, as training names it), and for a pixel-wise
+        attack its norm too (`info.norm`)."""
+        return self.info.group
+
+    @property
+    def minimum_norm(self) -> bool:
+        return self.info.minimum_norm
+
+    @property
+    def batch_dependent(self) -> bool:
+        return self.algorithm.batch_dependent
+
+    def at_budget(self, out: AttackOutput, x: torch.Tensor) -> AttackOutput:
+        """The output as counted at this budget: a minimum-norm attack's example broken farther than its threshold
+        `epsilon` counts as robust (x itself is kept); any other attack's output is already inside its budget."""
+        if not self.minimum_norm:
+            return out
+        far = (out.distance > self.budget["epsilon"] + 1e-6).view(-1, *[1] * (x.dim() - 1))
+        return AttackOutput(torch.where(far, x, out.x_adv), out.inside, out.distance)
+
+    @property
+    def run_key(self) -> str:
+        """Two attacks with the same run key produce the same output (evaluation runs it once); a minimum-norm run
+        does not depend on its threshold, so one run serves every fraction."""
+        budget = [] if self.minimum_norm else sorted(self.budget.items())
+        return f"{self.name}{sorted(self.params.items())}{budget}"

@@ -48,9 +48,6 @@ class CarliniWagnerL2(Attack):
     counts as robust), as for every minimum-norm attack.  Draws nothing: the outcome of an image does not depend
     on the others in its batch."""
 
-    minimum_norm = True
-    threat = "l2"
-
     def __init__(self, epsilon: float, steps: int, binary_search_steps: int, stepsize: float, confidence: float,
                  initial_const: float):
         self.epsilon, self.steps, self.binary_search_steps = epsilon, steps, binary_search_steps
@@ -71,14 +68,6 @@ class CarliniWagnerL2(Attack):
         x_adv = torch.where(found.view(-1, *[1] * (x.dim() - 1)), best, x)
         distance = torch.where(found, norm(x_adv - x, "l2"), torch.full_like(best_norm, math.inf))
         return AttackOutput(x_adv, in_box(x_adv), distance)
-
-    def at_budget(self, out, x):  # as FoolboxMinimumNorm: an example broken farther than epsilon counts as robust
-        far = (out.distance > self.epsilon + 1e-6).view(-1, *[1] * (x.dim() - 1))
-        return AttackOutput(torch.where(far, x, out.x_adv), out.inside, out.distance)
-
-    @property
-    def run_key(self) -> str:
-        return f"{self.name}{sorted(self.params.items())}"  # the run does not depend on the budget
 
     def _search(self, model, x, target) -> tuple[torch.Tensor, torch.Tensor]:
         """The binary search over c (per example), each step a fresh Adam run from w(x); the smallest adversarial

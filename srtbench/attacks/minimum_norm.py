@@ -19,8 +19,6 @@ from srtbench.maximizers import eval_mode
 class FoolboxMinimumNorm(Attack):
     """A foolbox minimization attack run unbounded (epsilons=None); `epsilon` only thresholds distances."""
 
-    minimum_norm = True
-
     def __init__(self, make: Callable[[], Any], norm: str, epsilon: float, init: Callable[[], Any] | None = None):
         require(epsilon >= 0, f"epsilon must be >= 0, got {epsilon:g}")
         self.make, self.norm, self.epsilon, self.init = make, norm, epsilon, init
@@ -60,13 +58,7 @@ class FoolboxMinimumNorm(Attack):
             x_adv[idx], success[idx] = adv, ok
         return x_adv, success
 
-    def at_budget(self, out, x):
-        far = (out.distance > self.epsilon + 1e-6).view(-1, *[1] * (x.dim() - 1))
-        return AttackOutput(torch.where(far, x, out.x_adv), out.inside, out.distance)
 
-    @property
-    def run_key(self) -> str:
-        return f"{self.name}{sorted(self.params.items())}"  # the run does not depend on the budget
 
 
 # epsilon: the ℓ2 threshold at which an example counts as broken, the dataset's declared `budgets.l2` (CIFAR-10 also

@@ -216,8 +216,6 @@ def _single_rounds(model, x0, xa, target, shape) -> torch.Tensor:
 class Pointwise(Attack):
     """Native batched point-wise attack; distances are ℓ0 (changed input values), inf where no start was found."""
 
-    minimum_norm = True
-
     def __init__(self, epsilon: float, init_steps: int, l2_binary_search: bool):
         self.epsilon, self.init_steps, self.l2_binary_search = epsilon, init_steps, l2_binary_search
 
@@ -238,11 +236,7 @@ class Pointwise(Attack):
         distance = torch.where(found, norm(x_adv - x, "l0"), torch.full((len(x),), math.inf, device=x.device))
         return AttackOutput(x_adv, in_box(x_adv), distance)
 
-    at_budget = FoolboxMinimumNorm.at_budget
 
-    @property
-    def run_key(self) -> str:
-        return f"{self.name}{sorted(self.params.items())}"  # the run does not depend on the budget
 
 
 def _toward_original(model, x0, xa, target, shape, steps: int = 10) -> torch.Tensor:

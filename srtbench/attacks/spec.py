@@ -9,7 +9,7 @@ import math
 import re
 from typing import Any
 
-from srtbench.attacks.base import ATTACKS, Attack, AttackInfo, attack_defaults, attack_info
+from srtbench.attacks.base import ATTACKS, AttackInfo, BuiltAttack, attack_defaults, attack_info
 from srtbench.config import require
 from srtbench.errors import SrtbenchError
 from srtbench.neighborhoods import NEIGHBORHOODS, threat_parts
@@ -113,9 +113,10 @@ def parse(spec: str, dataset: str) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
-def build(spec: str, dataset: str, fraction: float = 1.0, trained: dict | None = None) -> Attack:
+def build(spec: str, dataset: str, fraction: float = 1.0, trained: dict | None = None,
+          batch_size: int | None = None) -> BuiltAttack:
     """The attack `spec` on `dataset` (budgets from `trained`, a checkpoint's threat, where it covers them) with
-    every budget multiplied by `fraction`."""
+    every budget multiplied by `fraction`; an attack whose draws depend on the batch records `batch_size`."""
     require(math.isfinite(fraction) and 0 <= fraction <= 1, f"fraction must be in [0, 1], got {fraction:g}")
     name, params, sources = resolve(spec, dataset, trained)
     info = attack_info(name)
@@ -123,11 +124,11 @@ def build(spec: str, dataset: str, fraction: float = 1.0, trained: dict | None =
         require(params[k] >= 0, f"{name}[{k}={params[k]:g}] must be >= 0")
     scaled = {k: (v * fraction if k in info.budget else v) for k, v in params.items()}
     try:
-        atk = ATTACKS.get(name)(**scaled)
+        algorithm = ATTACKS.get(name)(**scaled)
     except (TypeError, ValueError) as err:
         raise SrtbenchError(f"{name}: {err}") from None
-    atk.name, atk.params = name, {"library": info.library, **params}  # a `library` setting wins
-    atk.budget = {k: float(scaled[k]) for k in info.budget if k != "step_size"}
-    atk.budget_source = sources
-    atk.threat = info.group
-    return atk
+    record = {"library": info.library, **params}  # a `library` setting wins
+    if algorithm.batch_dependent and batch_size is not None:
+        record["batch_size"] = batch_size
+    return BuiltAttack(name, algorithm, info, record, {k: float(scaled[k]) for k in info.budget if k != "step_size"},
+                       sources)

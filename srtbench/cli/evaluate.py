@@ -96,11 +96,12 @@ def report(summary) -> str:
     if times:
         lines.append(f"attack wall time: {sum(times.values()):.1f} s in all ("
                      + ", ".join(f"{name} {t:.1f} s" for name, t in sorted(times.items(), key=lambda kv: -kv[1])) + ")")
-    worst = [[threat, f"{f:g}", *(fixed(w[k]) for k in ("robust_acc", "R_stand", "R_rob", "R_adv")),
+    worst = [[group, f"{f:g}", *(fixed(w[k]) for k in ("robust_acc", "R_stand", "R_rob", "R_adv")),
               ",".join(w["attacks"])]
-             for (threat, f), w in sorted(summary.worst.items())]
+             for (group, f), w in sorted(summary.worst.items())]
     lines.append("\nworst case per example (Definition 2 risks, %):")
-    lines.append(tabulate(worst, headers=["threat", "fraction", "robust %", "R_stand", "R_rob", "R_adv", "attacks"],
+    headers = ["threat (norm)", "fraction", "robust %", "R_stand", "R_rob", "R_adv", "attacks"]
+    lines.append(tabulate(worst, headers=headers,
                           disable_numparse=True, colalign=("left", *["right"] * 5, "left")))
     warns = sorted({(name, f["detail"]) for r in summary.runs for name, f in r.row["flags"].items()
                     if f["status"] == "WARN"})

@@ -96,11 +96,8 @@ def _defense_command(name: str) -> click.Command:
     command = click.option("--preset", type=click.Choice(PRESETS.names()), default=None, metavar="NAME",
                            help="a paper setting in one word (see `srtbench presets`); explicit options "
                            "override it")(command)
-    formula = defense.objective.__doc__.strip().splitlines()[0]
-    if name == "worst-of-k":
-        formula = "L on the worst of k random transforms (Engstrom et al.)"
     return click.command(name, context_settings=CONTEXT,
-                         short_help=f"[{', '.join(defense.threats)}] {formula}")(command)
+                         short_help=f"[{', '.join(defense.threats)}] {defense.summary}")(command)
 
 
 class _DefenseGroup(click.Group):

@@ -108,8 +108,6 @@ def uniform(shape, low, high, gen: RNG, device) -> torch.Tensor:
     return (low + (high - low) * u).to(device)
 
 
-_uniform = uniform  # the name neighborhoods.py used
-
 
 # ---------------------------------------------------------------- how a neighborhood names its maximizers
 
@@ -150,6 +148,8 @@ class Neighborhood(ABC):
     # its training maximizer searches transforms (worst of k) rather than following gradients, so the official
     # code's `--spatial-pick flip` (first transform that changes the target) applies to it
     search_in_training: ClassVar[bool] = False
+    # RT's and SRT's default λ against this threat (the paper's where it gives one); None: --lambda must be given
+    srt_lambda: ClassVar[float | None] = None
 
     @classmethod
     def from_budget(cls, budget: Any) -> Neighborhood:

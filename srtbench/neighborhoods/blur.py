@@ -61,6 +61,7 @@ class GaussianBlur(Neighborhood):
     sigma: float = 1.5
     grid_points: int = 11
     Budget = BlurBudget
+    srt_lambda = 0.2  # no paper value: spatial's, for a transform that keeps the image's content
 
     def __post_init__(self):
         require(self.sigma >= 0, f"sigma must be >= 0, got {self.sigma}")

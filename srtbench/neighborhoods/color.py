@@ -34,6 +34,7 @@ class ColorShift(BoxNeighborhood):
     brightness: float = 0.2
     contrast: float = 0.4
     Budget = ColorBudget
+    srt_lambda = 0.2  # no paper value: spatial's, for a transform that keeps the image's content
 
     def __post_init__(self):
         require(self.brightness >= 0 and self.contrast >= 0, "color budgets must be >= 0")

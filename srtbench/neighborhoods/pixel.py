@@ -42,6 +42,7 @@ class PixelBall(Neighborhood):
     epsilon: float
     norm: str = "linf"
     Budget = PixelBudget
+    srt_lambda = 1.0  # Sec. 4.3: λ = 1 pixel-wise
 
     def __post_init__(self):
         require(self.norm in ("linf", "l2"), f"unknown norm {self.norm!r}; choose linf or l2")

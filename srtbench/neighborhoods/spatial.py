@@ -40,6 +40,7 @@ class Spatial(BoxNeighborhood):
     translation: float = 3.0
     grid_points: tuple[int, int, int] = (31, 5, 5)
     Budget = SpatialBudget
+    srt_lambda = 0.2  # Sec. 4.2: λ = 0.2 against rotations and translations
     search_in_training = True
 
     def __post_init__(self):

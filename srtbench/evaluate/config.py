@@ -1,0 +1,39 @@
+"""EvalConfig: what `srtbench evaluate` attacks with, on how many examples, and where its rows go (declared once)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from srtbench.config import field, require, validate
+from srtbench.runtime import DEVICES
+
+
+@dataclass
+class EvalConfig:
+    attacks: str = field("all", "attacks: all, or a comma list of name or name[key=value,...]")
+    fractions: tuple[float, ...] = field((1.0,), "budget fractions (Figures 1 and 7), e.g. 0.2,0.4,0.6,0.8,1.0")
+    n: int = field(1000, "evaluate the first N test examples")
+    batch_size: int = field(256, "examples per attack batch")
+    device: str = field("auto", "auto, cpu or cuda", choices=DEVICES)
+    seed: int = field(0, "seed of the attacks' random starts and draws")
+    dataset: str | None = field(None, "dataset (default: the checkpoint's; required with --model)")
+    data_dir: str | None = field(None, "folder holding the dataset files")
+    out: str = field("results/eval.csv", "results CSV (per-example files go to NAME.examples/ beside it)")
+    force: bool = field(False, "recompute rows that already exist in --out")
+    model: str | None = field(None, "module:function building a foreign model; CKPT is then its state dict")
+    sanity: bool = field(True, "run the sanity checks (a few extra attack runs on 64 examples)")
+
+    def __post_init__(self):
+        validate(self)
+        require(self.n >= 1, f"--n must be >= 1, got {self.n}")
+        require(0 <= self.seed < 2**32, f"--seed must be in [0, 2**32), got {self.seed}")
+        require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        require(len(self.fractions) >= 1, "--fractions is empty")
+        for f in self.fractions:
+            require(math.isfinite(f) and 0 <= f <= 1, f"--fractions must lie in [0, 1], got {f:g}")
+        require(len(set(map(float, self.fractions))) == len(self.fractions),
+                f"--fractions lists a value twice: {','.join(f'{f:g}' for f in self.fractions)}")
+        require(self.model is None or all(self.model.partition(":")[::2]),
+                f"--model must be module:function, got {self.model!r}")
+

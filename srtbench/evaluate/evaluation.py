@@ -1,0 +1,78 @@
+"""The whole evaluation: every checkpoint checked, then attacked with every (attack, fraction), rows written once per
+checkpoint, and the worst case per example within each threat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from srtbench import distributed, results
+from srtbench.attacks import build, split_specs
+from srtbench.config import require
+from srtbench.evaluate.config import EvalConfig
+from srtbench.evaluate.flags import cross_flags
+from srtbench.evaluate.one_checkpoint import AttackRun, CheckpointEvaluation
+from srtbench.evaluate.targets import Target, check_model, check_out, load_target
+from srtbench.outcomes import accuracy, risks, worst_case
+from srtbench.progress import progress_bar
+from srtbench.runtime import exact_fp32
+
+
+@dataclass
+class Summary:
+    target: Target
+    clean_acc: float
+    runs: list[AttackRun]
+    worst: dict[tuple[str, float], dict[str, Any]]  # (group, fraction) -> risks of Definition 2, attacks
+
+
+def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
+    from srtbench import data
+
+    check_out(cfg.out)
+    specs = split_specs(cfg.attacks)
+    targets = [load_target(p, cfg) for p in paths]
+    for target in targets:  # every spec must build before the first attack runs
+        for spec in specs:
+            for fraction in cfg.fractions:
+                build(spec, target.dataset, fraction, target.trained)
+    d, device = distributed.init_distributed(cfg.device)
+    exact_fp32(device)
+    tests: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for target in targets:  # every model must answer its clean test images sanely before the first attack runs
+        if target.dataset not in tests:
+            test = data.load(target.dataset, False, cfg.data_dir)
+            require(cfg.n <= len(test), f"--n {cfg.n} exceeds the {len(test)} test examples of {target.dataset}")
+            tests[target.dataset] = test.batch(torch.arange(cfg.n))
+        check_model(target, tests[target.dataset][0], data.DATASETS.get(target.dataset).num_classes, cfg.batch_size,
+                    device)
+        target.model.cpu()  # one model on the device at a time
+    summaries = []
+    for target in targets:
+        x, y = tests[target.dataset]
+        target.model.to(device).eval()
+        existing = set() if cfg.force else results.existing_keys(cfg.out)
+        with progress_bar(disable=not d.main) as progress:
+            ev = CheckpointEvaluation(target, cfg, x, y, device, existing, progress)
+            for spec in specs:
+                for fraction in cfg.fractions:
+                    ev.runs.append(ev.run(spec, fraction))
+            cross_flags(ev)
+        if d.main:
+            results.append(cfg.out, [r.row for r in ev.runs], replace=True)
+        distributed.barrier(d)  # every rank sees the finished file before the next checkpoint
+        summaries.append(Summary(target, ev.clean_acc, ev.runs, _worst(ev.runs)))
+    return summaries
+
+
+def _worst(runs: list[AttackRun]) -> dict[tuple[str, float], dict[str, Any]]:
+    groups: dict[tuple[str, float], list[AttackRun]] = {}
+    for r in runs:
+        groups.setdefault((r.group, r.fraction), []).append(r)
+    out = {}
+    for key, group in groups.items():
+        ex = worst_case([r.examples for r in group])
+        out[key] = {**risks(ex), "robust_acc": accuracy(ex.adv_correct), "attacks": [r.attack for r in group]}
+    return out

@@ -1,0 +1,139 @@
+"""One checkpoint's evaluation: each (attack, fraction) run once, resumed from its side file, with its per-row flags."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from srtbench import checks, distributed, results
+from srtbench.attacks import AttackOutput, BuiltAttack, build
+from srtbench.errors import SrtbenchError
+from srtbench.evaluate.batches import run_attack
+from srtbench.evaluate.config import EvalConfig
+from srtbench.evaluate.rows import key_columns, outcome_columns
+from srtbench.evaluate.targets import Target
+from srtbench.maximizers import predict
+from srtbench.outcomes import Examples, accuracy
+
+SUBSET = 64  # examples the extra sanity runs (ε = 0, ε = 1, Square) use
+
+
+
+@dataclass
+class AttackRun:
+    """One row and the per-example outcomes behind it."""
+
+    row: dict[str, Any]
+    examples: Examples
+    attack: str
+    group: str  # where its worst case is taken (`AttackInfo.group`)
+    fraction: float
+
+
+def _params_hash(params: dict) -> str:
+    return hashlib.sha256(results.dumps(params).encode()).hexdigest()[:8]
+
+
+class CheckpointEvaluation:
+    def __init__(self, target: Target, cfg: EvalConfig, x, y, device, existing: set, progress):
+        self.t, self.cfg, self.x, self.y, self.device = target, cfg, x, y, device
+        self.existing, self.progress = existing, progress
+        self.out = Path(cfg.out)
+        self.clean_pred = predict(target.model, x, cfg.batch_size, device)
+        self.index = torch.arange(len(x))
+        self.cache: dict[str, AttackOutput] = {}
+        self.zero_flags: dict[str, dict] = {}
+        self.runs: list[AttackRun] = []
+        self.common_flags = {"deterministic": checks.deterministic(target.model, x[:SUBSET].to(device))}
+
+    @property
+    def clean_acc(self) -> float:
+        return accuracy(self.clean_pred == self.y)
+
+    def _side_path(self, name: str, params: dict, fraction: float) -> str:
+        t, c = self.t, self.cfg
+        return (f"{self.out.stem}.examples/{t.sha256[:12]}-{name}-{_params_hash(params)}"
+                f"-f{fraction:g}-n{c.n}-s{c.seed}.pt")
+
+    def _outputs(self, attack: BuiltAttack, label: str) -> tuple[AttackOutput, float]:
+        """The attack's output on all examples and its wall time (minimum-norm runs serve every fraction)."""
+        if attack.run_key not in self.cache:
+            task = self.progress.add_task(label, total=len(self.x), info="")
+            start = time.perf_counter()
+            out = run_attack(self.t.model, attack, self.x, self.clean_pred, self.cfg.batch_size, self.device,
+                             self.cfg.seed, self.progress, task)
+            self.cache[attack.run_key] = (out, time.perf_counter() - start)
+        return self.cache[attack.run_key]
+
+    def run(self, spec: str, fraction: float) -> AttackRun:
+        """One (attack, fraction): its row (every flag but those comparing rows, `cross_flags`) and outcomes. The
+        side file is written as soon as the attack ends; the CSV once, after the cross-row flags."""
+        atk = self._build(spec, fraction)
+        key_row = key_columns(self.t, self.cfg, atk, fraction)
+        side = self._side_path(atk.name, atk.params, fraction)
+        done = None if self.cfg.force else self._finished(key_row, side)
+        if done is not None:
+            return AttackRun(*done, atk.name, atk.group, fraction)
+        full, wall = self._outputs(atk, f"{self.t.label} · {spec} × {fraction:g}")
+        out = atk.at_budget(full, self.x)
+        adv_pred = predict(self.t.model, out.x_adv, self.cfg.batch_size, self.device)
+        again = predict(self.t.model, out.x_adv, max(1, self.cfg.batch_size // 2 + 1), self.device)
+        ex = Examples(self.index, self.y, self.clean_pred, adv_pred, out.distance)
+        flags = {**self.common_flags, "in_neighborhood": checks.in_neighborhood(out.inside),
+                 "reclassified": checks.reclassified(adv_pred, again)}
+        if self.cfg.sanity:
+            flags["zero_budget"] = self._zero_budget(spec, atk)
+        row = {**key_row, **outcome_columns(ex, atk, self.clean_acc, self.device), "flags": flags, "per_example": side,
+               "wall_time_s": round(wall, 3)}
+        if distributed.current().main:  # rank 0 writes, the others hold the same outcomes
+            results.write_per_example(self.out.parent / side, ex.as_dict(), row)
+        return AttackRun(row, ex, atk.name, atk.group, fraction)
+
+    def _finished(self, key_row: dict, side: str) -> tuple[dict, Examples] | None:
+        """The row and outcomes of this (attack, fraction) if done before: in --out, or only in its side file (an
+        evaluation cut short before it wrote the CSV). A row without its side file is recomputed."""
+        try:
+            saved = results.read_per_example(self.out.parent / side)
+        except SrtbenchError:
+            return None
+        key = results.key(key_row)
+        row = next((r for r in self.existing_rows() if results.key(r) == key), None) if key in self.existing else None
+        if row is None and "row" in saved:
+            stored = json.loads(saved["row"])
+            row = stored if results.key(stored) == key else None
+        if row is None:
+            return None
+        parsed = {c: json.loads(row[c]) if isinstance(row[c], str) and row[c] else {}
+                  for c in ("flags", "budget", "budget_source")}
+        return {**row, **parsed}, Examples.from_dict(saved)
+
+    def _build(self, spec: str, fraction: float) -> BuiltAttack:
+        """The attack at this checkpoint's budgets; an attack that draws per batch records the batch size."""
+        return build(spec, self.t.dataset, fraction, self.t.trained, self.cfg.batch_size)
+
+    def existing_rows(self) -> list[dict]:
+        if not hasattr(self, "_existing_rows"):
+            df = results.read(self.out).drop(columns=["source"])
+            self._existing_rows = [dict(r) for _, r in df.iterrows()]
+        return self._existing_rows
+
+    def _zero_budget(self, spec: str, atk: BuiltAttack) -> dict:
+        if atk.run_key in self.zero_flags:
+            return self.zero_flags[atk.run_key]
+        zero = self._build(spec, 0.0)
+        if zero.minimum_norm:  # the unbounded run is cached; only the threshold changes
+            x, label, out = self.x, self.y, zero.at_budget(self._outputs(zero, "")[0], self.x)
+            clean = self.clean_pred
+        else:
+            x, label, clean = self.x[:SUBSET], self.y[:SUBSET], self.clean_pred[:SUBSET]
+            out = run_attack(self.t.model, zero, x, clean, self.cfg.batch_size, self.device, self.cfg.seed)
+        adv = predict(self.t.model, out.x_adv, self.cfg.batch_size, self.device)
+        flag = checks.zero_budget(accuracy(clean == label), accuracy((clean == label) & (adv == label)), len(x))
+        self.zero_flags[atk.run_key] = flag
+        return flag

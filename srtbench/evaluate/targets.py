@@ -1,0 +1,180 @@
+"""What is attacked: a checkpoint or a foreign model with its provenance, checked before any attack runs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import inspect
+import os
+import sys
+from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from srtbench import results
+from srtbench.checkpoint import check_dtypes
+from srtbench.checkpoint import load as load_checkpoint
+from srtbench.config import require
+from srtbench.data import DataConfig
+from srtbench.defenses import DEFENSES
+from srtbench.errors import SrtbenchError, describe
+from srtbench.evaluate.config import EvalConfig
+from srtbench.maximizers import eval_mode
+from srtbench.neighborhoods import budget_record
+from srtbench.runtime import check_writable
+
+
+@dataclass
+class Target:
+    """A model to attack with its provenance (meta read defensively: foreign files lack training keys)."""
+
+    model: nn.Module
+    path: str
+    sha256: str
+    dataset: str
+    label: str
+    defense: str
+    defense_params: dict
+    train_threat: str
+    model_name: str
+    trained: dict | None = None  # the threat config it was trained against (its budgets become the attacks')
+    training: dict = dataclass_field(default_factory=dict)  # the results row's training columns (train_seed, ...)
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_target(path: str, cfg: EvalConfig) -> Target:
+    if cfg.model is not None:
+        return _foreign_target(path, cfg)
+    ckpt = load_checkpoint(path)
+    meta = ckpt.meta
+    if cfg.dataset is not None and meta["dataset"] != cfg.dataset:
+        raise SrtbenchError(f"{path}: checkpoint is for {meta['dataset']}, not {cfg.dataset}")
+    threat = meta.get("threat")
+    trained = dict(threat) if isinstance(threat, dict) else None
+    train_threat = threat.get("threat", "unknown") if isinstance(threat, dict) else str(threat or "unknown")
+    defense = meta.get("defense")
+    if defense in DEFENSES and not DEFENSES.get(defense).robust:  # trained against no neighborhood: the dataset's
+        # budgets apply
+        train_threat, trained = "none", None
+    label = results.clean_text(str(meta.get("label") or Path(path).stem))  # free text from a downloaded file
+    return Target(ckpt.build_model(), str(path), sha256(path), meta["dataset"], label,
+                  str(meta.get("defense") or "unknown"), dict(meta.get("defense_params") or {}), train_threat,
+                  str(meta["model"]), trained, training_columns(meta, trained))
+
+
+def training_columns(meta: dict, trained: dict | None) -> dict[str, Any]:
+    """What a results row records about the training behind a checkpoint, so tables and plots never reopen it."""
+    sizes: tuple[Any, Any] = (None, None)
+    if isinstance(meta.get("data"), dict):
+        with contextlib.suppress(Exception):  # an older or foreign record: the counts stay empty
+            known = {f.name for f in fields(DataConfig)}
+            sizes = DataConfig(**{k: v for k, v in meta["data"].items() if k in known}).sizes
+    seconds = meta.get("train_time_s")
+    return {"train_budget": budget_record(trained), "train_seed": meta.get("seed"), "n_labeled": sizes[0],
+            "n_unlabeled": sizes[1], "preset": meta.get("preset"),
+            "train_time_s": round(float(seconds), 3) if isinstance(seconds, (int, float)) else None}
+
+
+def _foreign_target(path: str, cfg: EvalConfig) -> Target:
+    """`--model module:function` (RobustBench style): function() builds the model, CKPT holds its weights."""
+    require(cfg.dataset is not None, "--model needs --dataset (a foreign checkpoint does not name its dataset)")
+    module_name, fn_name = cfg.model.split(":", 1)
+    builder = _import_builder(module_name, fn_name, cfg.model)
+    if not Path(path).is_file():
+        raise SrtbenchError(f"{path}: no such state dict file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise SrtbenchError(f"{path}: not a loadable state dict ({type(err).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    try:
+        model = builder()
+    except Exception as err:  # noqa: BLE001 - the user's code may raise anything
+        raise SrtbenchError(f"--model {cfg.model}: {fn_name}() raised {describe(err, 160)}") from None
+    if not isinstance(model, nn.Module):
+        raise SrtbenchError(f"--model {cfg.model}: {fn_name}() returned {type(model).__name__}, not a torch.nn.Module")
+    check_dtypes(model, state, path)
+    try:
+        model.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 - wrong keys, shapes or a non-dict all mean the same
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and "Error(s) in loading" not in ln]
+        raise SrtbenchError(f"{path}: weights do not fit {cfg.model} ({(lines or [type(err).__name__])[0][:160]})") \
+            from None
+    return Target(model, str(path), sha256(path), cfg.dataset, Path(path).stem, "unknown", {}, "unknown", cfg.model)
+
+
+def _import_builder(module_name: str, fn_name: str, spec: str):
+    """The builder named by `--model module:function`; a module in the current folder counts, as under `python -m`
+    (the `srtbench` script's sys.path lacks the current folder)."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        builder = getattr(importlib.import_module(module_name), fn_name)
+    except Exception as err:  # noqa: BLE001 - importing user code may raise anything (SyntaxError included)
+        raise SrtbenchError(f"--model {spec}: cannot import ({describe(err, 160)})") from None
+    if not callable(builder):
+        raise SrtbenchError(f"--model {spec}: {fn_name} is not callable ({type(builder).__name__})")
+    try:
+        params = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: calling them will tell
+        params = []
+    needed = [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if needed:
+        raise SrtbenchError(f"--model {spec}: {fn_name}() must build the model without arguments; it needs "
+                            f"{', '.join(needed)} (wrap it in a function that takes none)")
+    return builder
+
+
+def check_model(target: Target, x: torch.Tensor, num_classes: int, batch_size: int, device: torch.device) -> None:
+    """Before any attack: finite weights, and one finite logit per class for every clean image.
+
+    A model that answers with another number of classes, or with NaN, would otherwise be scored 0% robust
+    with every flag passing."""
+    model = target.model.to(device)
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    bad = [name for name, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise SrtbenchError(f"{target.path}: the weights hold NaN or infinite values ({', '.join(bad[:3])}"
+                            f"{', ...' if len(bad) > 3 else ''}); the file is damaged or its training diverged")
+    finite = []
+    with eval_mode(model), torch.no_grad():
+        for lo in range(0, len(x), batch_size):
+            xb = x[lo:lo + batch_size]
+            try:
+                out = model(xb.to(device))
+            except Exception as err:  # noqa: BLE001 - the user's model may raise anything
+                raise SrtbenchError(f"{target.path}: the model fails on a batch of {len(xb)} {target.dataset} images "
+                                    f"({describe(err, 160)}); it must take images of shape "
+                                    f"{tuple(xb.shape[1:])} in [0, 1]") from None
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(xb), num_classes):
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise SrtbenchError(f"{target.path}: the model outputs shape {got} on a batch of {len(xb)} "
+                                    f"{target.dataset} images; expected ({len(xb)}, {num_classes}), one logit per "
+                                    "class")
+            finite.append(torch.isfinite(out).all(1).cpu())
+    finite = torch.cat(finite)
+    if not finite.all():
+        raise SrtbenchError(f"{target.path}: the model outputs NaN or infinite logits on {int((~finite).sum())} of "
+                            f"{len(x)} clean {target.dataset} images although its weights are finite")
+
+
+def check_out(out: str) -> None:
+    """`--out` must be a file that can be written, checked before any work: not a folder, not under a file."""
+    check_writable(out, "a CSV file (e.g. results/eval.csv)")
+    path = Path(out)
+    side = path.parent / f"{path.stem}.examples"
+    if side.exists() and not side.is_dir():
+        raise SrtbenchError(f"--out {out}: {side} (where per-example outcomes go) is a file, not a folder")

@@ -1,0 +1,164 @@
+"""Plan, the collector of one recipe's steps, and the registry of recipes (`recipe`, `RECIPES`).
+
+A recipe is a function of a `Plan`: it names the runs it trains and the attacks it evaluates them with, and the
+plan turns them into steps at the plan's scale, protocol and seed, sharing a checkpoint or an evaluation with every
+other recipe that names it (through their file names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from srtbench.attacks import attack_info
+from srtbench.errors import SrtbenchError
+from srtbench.recipes.jobs import PlotJob, TableJob
+from srtbench.recipes.scales import LABELED_UNIT, SCALE_PRESETS, SCALES
+from srtbench.recipes.step import Step, evaluate_step, train_step
+from srtbench.registry import Registry
+
+PROTOCOLS = ("epochs", "steps")
+
+
+def check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise SrtbenchError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
+
+
+def check_protocol(protocol: str, scale: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise SrtbenchError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if protocol == "steps" and not SCALE_PRESETS[scale].iterations:
+        raise SrtbenchError(f"--protocol steps needs a scale that fixes run lengths in SGD steps (cpu); the {scale} "
+                            "scale trains the presets' epochs")
+
+
+def seed_suffix(seed: int) -> str:
+    """Seed 0 keeps a single-seed run's paths (results computed before seeds were an axis stay valid)."""
+    return f"-s{seed}" if seed else ""
+
+
+class Plan:
+    """Collects the steps of one recipe, sharing checkpoints between recipes through their file names.
+
+    A recipe is built once per seed (`seed` is the one being built): trainings and evaluations are per seed, the
+    table or figure that closes the recipe is added once, after the last seed, over every seed's CSVs."""
+
+    def __init__(self, scale: str, experiment: str, protocol: str = "epochs", seeds: Sequence[int] = (0,)):
+        check_scale(scale)
+        check_protocol(protocol, scale)
+        self.scale = SCALE_PRESETS[scale]
+        self.experiment = experiment
+        self.protocol = protocol
+        self.seeds = tuple(seeds)
+        self.seed = self.seeds[0]
+        self.steps: list[Step] = []
+        self.csvs: list[str] = []  # the evaluation CSVs this experiment's table or figure reads
+        self.evaluations = self.scale.results  # where they go (shared: a checkpoint is attacked once for all)
+        self.datasets: dict[str, str] = {}  # checkpoint -> the dataset of the preset it is trained on
+
+    @property
+    def results_dir(self) -> str:
+        # never under results/paper/, which holds the paper's published numbers
+        return f"{self.scale.results}/{self.experiment}" + ("-steps" if self.protocol == "steps" else "")
+
+    @property
+    def last_seed(self) -> bool:
+        return self.seed == self.seeds[-1]
+
+    def _add(self, step: Step) -> Step:
+        if step not in self.steps:
+            self.steps.append(step)
+        return step
+
+    def train(self, defense: str, preset: str, lam: float | None = None, n_unlabeled: int | None = None,
+              label: str | None = None, extra: Mapping[str, Any] | None = None, tag: str = "") -> str:
+        """One run (of the seed being built); `extra` holds further options by field name (`{"teacher": path}`)."""
+        extra = dict(extra or {})
+        name = defense + (f"-lam{lam:g}" if lam is not None else "") + (f"-u{n_unlabeled}" if n_unlabeled is not None
+                                                                       else "") + tag + seed_suffix(self.seed)
+        # the preset fixes dataset, model and schedule: recipes share runs; the steps protocol keeps its own
+        folder = preset + ("-steps" if self.protocol == "steps" else "")
+        out = f"runs/{folder}/{name}.pt"
+        options: list[tuple[str, Any]] = []
+        if lam is not None:
+            options.append(("lam", lam))
+        if n_unlabeled is not None:
+            options.append(("n_unlabeled", n_unlabeled))
+        if label is not None:
+            options.append(("label", label))
+        if self.scale.iterations and not {"iterations", "epochs"} & set(extra):
+            options.append(("iterations", self.length(defense, preset, n_unlabeled, extra)))
+        options += self.scale.train_extra
+        options += extra.items()
+        if self.seed:
+            options.append(("seed", self.seed))
+        self._add(train_step(defense, out, preset, options))
+        from srtbench.presets import PRESETS
+
+        self.datasets[out] = PRESETS.get(preset).data["dataset"]
+        return out
+
+    def length(self, defense: str, preset: str, n_unlabeled: int | None = None,
+               extra: Mapping[str, Any] | None = None) -> int:
+        """A run's length at a fixed-length scale: the scale's steps per LABELED_UNIT labeled images, scaled by the
+        images one epoch of this run passes over, so every run gets the same number of epochs, as in the paper
+        (Section 4: an epoch of a semi-supervised defense covers D_L ∪ D_U, its batches split in proportion to the
+        two sets, so it takes (|D_L| + |D_U|) / |D_L| times the steps of a supervised one).  Under the steps
+        protocol every run gets the length of a semi-supervised run on the preset's D_L ∪ D_U."""
+        from srtbench.defenses import DEFENSES
+        from srtbench.presets import PRESETS
+
+        data = PRESETS.get(preset).data
+        if self.protocol == "steps":
+            return round(self.scale.iterations * (data["n_labeled"] + (data["n_unlabeled"] or 0)) / LABELED_UNIT)
+        n_labeled = (extra or {}).get("n_labeled", data["n_labeled"])
+        n_u = data["n_unlabeled"] if n_unlabeled is None else n_unlabeled
+        seen = n_labeled + (n_u if DEFENSES.get(defense).uses_unlabeled else 0)
+        return round(self.scale.iterations * seen / LABELED_UNIT)
+
+    def evaluate(self, checkpoint: str, attacks: Sequence[str], fractions: Sequence[float] = (1.0,),
+                 n: int | None = None) -> None:
+        """One CSV per checkpoint; fast and slow attacks are separate calls (the slow on fewer images)."""
+        stem = "--".join(Path(checkpoint).parts[-2:]).removesuffix(".pt")
+        out = f"{self.evaluations}/{stem}.csv"
+        if out not in self.csvs:
+            self.csvs.append(out)
+        attacks = [self.scale.attack(a, self.experiment, self.datasets.get(checkpoint, "")) for a in attacks]
+        slow = [a for a in attacks if attack_info(a.split("[")[0]).slow]  # on fewer images (AttackInfo.slow)
+        fast = [a for a in attacks if a not in slow]
+        for chosen, count in ((fast, n or self.scale.n), (slow, n or self.scale.n_slow)):
+            if chosen:
+                self._add(evaluate_step((checkpoint,), out, chosen, fractions, count))
+
+    def table(self, layout: str) -> None:
+        if not self.last_seed:  # one table over every seed's CSVs
+            return
+        title = None
+        if self.protocol == "steps":
+            from srtbench.tables import LAYOUTS
+
+            title = f"{LAYOUTS.get(layout).title} (protocol: equal SGD steps for every defense)"
+        # the cpu scale's Fashion-MNIST beside the paper's MNIST
+        self._add(Step(TableJob(tuple(self.csvs), layout, f"{self.results_dir}/{self.experiment}.md",
+                                "paper" if layout != "auto" else None, title)))
+
+    def surface(self, checkpoints: Sequence[str], threat: str, index: int) -> None:
+        if self.seed != self.seeds[0]:  # the surfaces of one seed's models
+            return
+        self._add(Step(PlotJob("surface", tuple(checkpoints), f"{self.results_dir}/surface-{threat}-{index}",
+                               (("threat", threat), ("index", index)))))
+
+    def plot(self, kind: str, attacks: str) -> None:
+        if not self.last_seed:
+            return
+        self._add(Step(PlotJob(kind, tuple(self.csvs), f"{self.results_dir}/{self.experiment}",
+                               (("attacks", attacks),))))
+
+
+RECIPES: Registry[Callable[[Plan], None]] = Registry("experiment")
+
+
+def recipe(name: str, title: str):
+    return RECIPES.register(name, title=title)

@@ -1,0 +1,83 @@
+"""The layouts of the tables: `Column`, `Layout`, the LAYOUTS registry with every registered layout, and row keys.
+
+A `Layout` is plain data: the rows (the paper's row names, in its order), the attacks of its columns
+(after "Clean", in its order), whether it has a "Time (mins)" column, and the paper table it mirrors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from srtbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Column:
+    kind: str  # clean | attack | worst | time
+    header: str
+    attack: str = ""
+    fraction: float = 1.0
+    params: str | None = None  # the attack's settings, where rows of one attack differ in them (else any)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.kind != "time"
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    title: str
+    rows: tuple[str, ...] = ()  # empty: the labels found in the results, in order of appearance
+    attacks: tuple[str, ...] = ()  # empty: every attack found, in the paper's order
+    time: bool = False  # Tables 8-9: training time in minutes
+    paper: str | None = None  # the `checkpoint` tag of the paper's numbers, e.g. "paper:table3"
+
+
+LAYOUTS: Registry[Layout] = Registry("layout")
+
+
+def _register(layout: Layout) -> None:
+    LAYOUTS.register(layout.name, title=layout.title)(layout)
+
+
+# the columns of the paper's Tables 3 and 4, declared once: recipes attack with exactly these
+SPATIAL_ATTACKS = ("randadv", "gridadv", "randadv.t", "gridadv.t", "randadv.r", "gridadv.r")
+PIXEL_ATTACKS = ("fgsm", "pgd", "mifgsm", "jsma", "cw", "pointwise", "ddn")  # cw: the paper's ℓ∞ C&W
+
+
+def _lambda_rows(lams: Sequence[str]) -> tuple[str, ...]:
+    return ("Standard", *[f"{d} (λ = {lam})" for lam in lams for d in ("RT", "SRT")])
+
+
+_register(Layout("table1", "Table 1: SRT and RT under spatial attacks (CIFAR-10)",
+                 _lambda_rows(("0.15", "0.20", "0.25", "0.30")), ("randadv", "gridadv"), paper="paper:table1"))
+_register(Layout("table2", "Table 2: SRT and RT under pixel-wise attacks (CIFAR-10)",
+                 _lambda_rows(("0.2", "0.4", "0.6", "0.8")), ("fgsm", "pgd"), paper="paper:table2"))
+_register(Layout("table3", "Table 3: adversarial accuracy (%) under spatial attacks",
+                 ("Standard", "AT", "Worst-of-k", "KLR", "SRT"), SPATIAL_ATTACKS, paper="paper:table3"))
+_register(Layout("table4", "Table 4: adversarial accuracy (%) under pixel-wise attacks",
+                 ("Standard", "AT", "TRADES", "UAT", "RST", "SRT"), PIXEL_ATTACKS, paper="paper:table4"))
+_register(Layout("table5", "Table 5: SRT and RT under spatial attacks (MNIST)",
+                 _lambda_rows(("0.15", "0.20", "0.25", "0.30")), ("randadv", "gridadv"), paper="paper:table5"))
+_register(Layout("table6", "Table 6: SRT and RT under pixel-wise attacks (MNIST)",
+                 _lambda_rows(("0.2", "0.4", "0.6", "0.8")), ("fgsm", "pgd"), paper="paper:table6"))
+_register(Layout("table8", "Table 8: fast SRT under spatial attacks, with training time",
+                 ("Worst-of-k", "KLR", "SRT", "fast SRT"), ("gridadv", "gridadv.t", "gridadv.r"), time=True,
+                 paper="paper:table8"))
+_register(Layout("table9", "Table 9: fast SRT under pixel-wise attacks, with training time",
+                 ("AT", "TRADES", "SRT", "fast SRT"), ("fgsm", "pgd", "mifgsm", "jsma", "cw", "ddn"), time=True,
+                 paper="paper:table9"))
+_register(Layout("auto", "Accuracy (%) of every checkpoint under every attack in the results"))
+
+
+def row_key(label: str) -> str:
+    """Labels compare equal whatever the spelling of λ's number ("RT (λ = 0.20)" is "RT (λ = 0.2)")."""
+    label = re.sub(r"\s+", " ", str(label).strip())
+    return re.sub(r"λ ?= ?([0-9.]+)", lambda m: f"λ = {float(m.group(1)):g}", label)
+
+
+def _without_lambda(key: str) -> str:
+    return re.sub(r" \(λ = [0-9.]+\)$", "", key)

@@ -1,0 +1,120 @@
+"""A layout's rows: which results rows a layout shows, and the cells of each displayed row (`_group_rows`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pandas as pd
+
+from srtbench.tables.layouts import Column, Layout, _without_lambda, row_key
+from srtbench.tables.model import Cell, Row
+from srtbench.tables.worst import _worst_cell
+
+
+def _select(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    # the paper's numbers of other tables do not belong here (Tables 4 and 9 print TRADES differently)
+    if layout.paper:
+        tags = df["checkpoint"].astype(str)
+        df = df[~tags.str.startswith("paper:") | (tags == layout.paper)]
+    if layout.attacks:
+        df = df[df["attack"].isin(layout.attacks) & (df["fraction"].astype(float) == 1.0)]
+    return df
+
+
+def _assign_rows(layout: Layout, labels: Sequence[str]) -> dict[str, str]:
+    """Result label -> displayed row: the layout's row of the same name, else of the same name
+    without "(λ = ...)" (Table 3's "SRT" is "SRT (λ = 0.2)"), else the label itself as an extra row."""
+    by_key = {row_key(r): r for r in layout.rows}
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for label in labels:
+        key = row_key(label)
+        row = by_key.get(key) or by_key.get(_without_lambda(key))
+        if row is None or row in taken:
+            row = label
+        taken.add(row)
+        out[label] = row
+    return out
+
+
+def _clean_value(rows: pd.DataFrame) -> Cell:
+    """Clean accuracy of a checkpoint (or the mean over a run's seeds): from its row evaluated on the most examples."""
+    rows = rows.dropna(subset=["clean_acc"])
+    if rows.empty:
+        return Cell(None)
+    n = pd.to_numeric(rows["n"], errors="coerce").fillna(0)
+    best = rows.loc[n.idxmax()]
+    return Cell(float(best["clean_acc"]), spread=_std(best, "clean_std"))
+
+
+def _std(row: pd.Series, column: str) -> float | None:
+    value = row.get(column)
+    return float(value) if value is not None and pd.notna(value) else None
+
+
+def _parse_minutes(text: str) -> float | str | None:
+    """The paper prints minutes with thousands separators ("1,654"); anything else is kept verbatim."""
+    text = str(text).strip()
+    if not text or text.lower() == "nan":
+        return None
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?|\d+(\.\d+)?", text):
+        return float(text.replace(",", ""))
+    return text
+
+
+def _time_value(rows: pd.DataFrame) -> float | str | None:
+    """Training time in minutes: a published row's `train_time_min`, else the row's recorded `train_time_s`."""
+    for _, r in rows.iterrows():
+        if "train_time_min" in r and pd.notna(r["train_time_min"]):
+            return _parse_minutes(r["train_time_min"])
+        if pd.notna(r.get("train_time_s")):
+            return float(r["train_time_s"]) / 60
+    return None
+
+
+def _hits(rows: dict[tuple[str, float], pd.DataFrame], col: Column) -> pd.DataFrame:
+    """The rows of one model (split by attack and fraction: `_by_attack`) that fill column `col` (its attack, fraction
+    and, where split, settings)."""
+    hit = rows.get((col.attack, col.fraction), _NONE)
+    if col.params is not None:
+        hit = hit[(hit["attack_params"] == col.params) | hit["attack_params"].isna()]
+    return hit
+
+
+_NONE = pd.DataFrame({"attack_params": pd.Series(dtype=object), "robust_acc": pd.Series(dtype=float)})
+
+
+def _by_attack(rows: pd.DataFrame) -> dict[tuple[str, float], pd.DataFrame]:
+    return {(str(a), float(f)): g for (a, f), g in rows.groupby([rows["attack"], rows["fraction"].astype(float)],
+                                                                 sort=False)}
+
+
+def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list[Row]:
+    labels = list(dict.fromkeys(df["label"].astype(str)))
+    placement = _assign_rows(layout, labels)
+    order = list(layout.rows) + [placement[lb] for lb in labels if placement[lb] not in layout.rows]
+    by_row = {placement[lb]: lb for lb in labels}
+    by_label = dict(list(df.groupby(df["label"].astype(str), sort=False)))
+    out = []
+    for row in order:
+        label = by_row.get(row)
+        mine = by_label.get(label, df.iloc[0:0])
+        split = _by_attack(mine)
+        cells = []
+        for col in columns:
+            if col.kind == "clean":
+                cells.append(_clean_value(mine))
+            elif col.kind == "attack":
+                hit = _hits(split, col)
+                found = len(hit) and pd.notna(hit["robust_acc"].iloc[0])
+                cells.append(Cell(float(hit["robust_acc"].iloc[0]), spread=_std(hit.iloc[0], "robust_std")) if found
+                             else Cell(None))
+            elif col.kind == "time":
+                cells.append(Cell(_time_value(mine)))
+            else:
+                attacked = [c for c in columns if c.kind == "attack" and c.fraction == 1.0]
+                hits = [_hits(split, c) for c in attacked]
+                cells.append(_worst_cell([h.iloc[0] for h in hits]) if all(len(h) for h in hits) else Cell(None))
+        out.append(Row(row, cells))
+    return out
