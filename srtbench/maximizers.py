@@ -27,7 +27,6 @@ from srtbench.neighborhoods import Neighborhood, Params, Solve, assign, detach, 
 from srtbench.registry import Registry
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Done = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 MAXIMIZERS: Registry = Registry("maximizer")
 
@@ -264,9 +263,10 @@ class GridSearch:
     values of σ)."""
 
     def __call__(self, model, neighborhood, x, target, loss, done=None, gen=None) -> Params:
-        if not hasattr(neighborhood, "grid"):
-            raise TypeError(f"grid search needs a neighborhood with a grid (spatial, blur), got {neighborhood.name}")
-        grid = neighborhood.grid().to(x.device)
+        grid = neighborhood.grid()
+        if grid is None:
+            raise TypeError(f"grid search needs a neighborhood that offers a grid, got {neighborhood.name}")
+        grid = grid.to(x.device)
 
         def candidates(rows, lo, hi):
             return grid[lo:hi].repeat(len(rows), 1)

@@ -4,9 +4,9 @@ Each plot function draws, writes `OUT.png` and `OUT.pdf`, and returns the data b
 that what is drawn can be checked without looking at pixels:
 
 - `budget`     accuracy against the perturbation fraction, per defense and attack (Figures 1 and 7)
+- `threats`    the threat profile: per model, the worst case under each threat and their mean (bars)
 - `unlabeled`  robust accuracy against the number of unlabeled examples (Figure 2)
-- `surface`    decision surface D(x) = p_y − max_{i≠y} p_i (Section 4.6) or the loss, around one test
-               example along two directions, for checkpoints side by side (Figures 3-6)
+- decision surfaces (Figures 3-6) are `srtbench.surfaces`'
 - `schedule`   learning rate per step (Figure 8), from the trainer's metrics CSV
 - `training`   loss terms and accuracies per epoch, from the trainer's metrics CSV
 """
@@ -23,14 +23,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only: never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
 from srtbench.attacks import header, rank  # noqa: E402
 from srtbench.data import display_name, display_order  # noqa: E402
 from srtbench.errors import SrtbenchError  # noqa: E402
-from srtbench.maximizers import cross_entropy  # noqa: E402
 from srtbench.measurements import pick  # noqa: E402
 from srtbench.runtime import atomic_path, notice  # noqa: E402
 from srtbench.tables import distinguish_models  # noqa: E402
@@ -123,6 +120,42 @@ def budget(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | No
     return data
 
 
+# ---------------------------------------------------------------- the threat profile
+
+
+def threats(df: pd.DataFrame, out: str | os.PathLike) -> dict[str, dict[str, dict[str, float | None]]]:
+    """The threat profile (`srtbench table --layout threats`) as bars: one panel per dataset, one bar group per model,
+    a bar per threat column and the mean over threats, each the table's own number (its notes go to stderr).
+
+    Returns {dataset: {model: {column header: value, None where the table shows '–'}}}.
+    """
+    from srtbench.tables import build
+
+    table = build(df, "threats")
+    for note in table.notes:
+        notice(note)
+    shown = [i for i, c in enumerate(table.columns) if c.kind in ("threat", "mean")]
+    # a tenth of an inch and more per bar, up to a width any viewer still opens
+    width = min(40.0, max(6.0, 0.12 * len(shown) * max(len(g.rows) for g in table.groups)))
+    fig, axes = _grid(len(table.groups), 1, size=(width, 3.6))
+    data: dict[str, dict[str, dict[str, float | None]]] = {}
+    for ax, group in zip(axes[:, 0], table.groups):
+        bars = data[group.dataset] = {r.label: {table.columns[i].header: r.cells[i].value for i in shown}
+                                      for r in group.rows}
+        step = 1.0 / (len(shown) + 1)  # bars of one model side by side, a bar's gap between models
+        for k, i in enumerate(shown):
+            header = table.columns[i].header
+            heights = [float("nan") if v[header] is None else v[header] for v in bars.values()]
+            ax.bar([j + k * step for j in range(len(bars))], heights, step, label=literal(header))
+        ax.set_xticks([j + step * (len(shown) - 1) / 2 for j in range(len(bars))], [literal(lb) for lb in bars],
+                      rotation=45, ha="right", fontsize=7)
+        ax.set(title=literal(display_name(group.dataset)), ylabel="accuracy (%)", ylim=(0, 100))
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    save(fig, out)
+    return data
+
+
 # ---------------------------------------------------------------- Figure 2
 
 
@@ -184,106 +217,6 @@ def unlabeled(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] |
         ax.legend(fontsize=7)
     save(fig, out)
     return data
-
-
-# ---------------------------------------------------------------- Figures 3-6
-
-
-def decision_value(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """D(x) = p_y − max_{i≠y} p_i (Section 4.6): positive iff the prediction is correct."""
-    p = logits.softmax(1)
-    py = p.gather(1, y[:, None]).squeeze(1)
-    others = p.scatter(1, y[:, None], float("-inf")).amax(1)
-    return py - others
-
-
-SURFACE_VALUES = {
-    "decision": lambda logits, y: decision_value(logits, y),
-    "loss": cross_entropy,
-}
-
-
-def surface_grid(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threat: str = "pixel",
-                 value: str = "decision", steps: int = 21, seed: int = 0, **budget: Any) -> dict[str, Any]:
-    """The surface around one example x (1, C, H, W): values z[i, j] at perturbation (u[i], v[j]) along the two
-    directions the threat's neighborhood draws (`Neighborhood.surface`), out to its budget (`budget`: ThreatConfig
-    fields such as epsilon=0.1, rotation=30; the rest at their defaults)."""
-    from srtbench.config import from_options
-    from srtbench.neighborhoods import ThreatConfig
-
-    model = model.eval()
-    neighborhood = from_options(ThreatConfig, budget, threat=threat).build()
-    u, v, images, names = neighborhood.surface(model, x, y, steps, seed)
-    with torch.no_grad():
-        logits = torch.cat([model(chunk) for chunk in images.split(256)])
-        z = SURFACE_VALUES[value](logits, y.expand(len(images))).reshape(len(u), len(v))
-    return {"u": u.numpy(), "v": v.numpy(), "z": z.numpy(), "axes": names, "value": value}
-
-
-def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "pixel", value: str = "decision",
-            index: int = 0, steps: int = 21, data_dir: str | None = None, seed: int = 0,
-            **budget: float | str | None) -> dict[str, dict]:
-    """One row per checkpoint: the surface in 3-D and as a 2-D map (D > 0, correct, in red).
-
-    Budgets (`budget`: ThreatConfig fields, None where not given) default to the first checkpoint's training
-    threat, else the ThreatConfig defaults.  Returns {checkpoint label: surface_grid(...)}.
-    """
-    from srtbench import checkpoint, data
-    from srtbench.neighborhoods import ThreatConfig
-
-    if value not in SURFACE_VALUES:
-        raise SrtbenchError(f"unknown surface value {value!r}; choose one of: {', '.join(SURFACE_VALUES)}")
-    if not 2 <= steps <= 401:
-        raise SrtbenchError(f"--steps must be 2 to 401 grid points per direction, got {steps}")
-    ckpts = [checkpoint.load(p) for p in checkpoints]
-    datasets = {c.meta["dataset"] for c in ckpts}
-    if len(datasets) > 1:
-        raise SrtbenchError(f"the checkpoints are trained on different datasets ({', '.join(sorted(datasets))})")
-    trained = {**ThreatConfig().__dict__, **(ckpts[0].meta.get("threat") or {})}
-    budget = {k: trained[k] if v is None else v for k, v in budget.items()}
-    budget.update({k: v for k, v in trained.items() if k not in budget and k != "threat"})
-    classes = data.DATASETS.get(ckpts[0].meta["dataset"]).num_classes
-    for c in ckpts:
-        if c.meta["num_classes"] != classes:
-            raise SrtbenchError(f"{c.path}: predicts {c.meta['num_classes']} classes, {c.meta['dataset']} has "
-                                f"{classes}")
-    test = data.load(ckpts[0].meta["dataset"], train=False, data_dir=data_dir)
-    if not 0 <= index < len(test):
-        raise SrtbenchError(f"--index {index} is outside the test set (0..{len(test) - 1})")
-    x, y = test.batch(torch.tensor([index]))
-    fig = plt.figure(figsize=(11, 4.5 * len(ckpts)))
-    fig.subplots_adjust(wspace=0.3, hspace=0.35)
-    out_data = {}
-    for r, ck in enumerate(ckpts):
-        label = ck.meta.get("label") or Path(ck.path).stem
-        if label in out_data:
-            label = f"{label} ({Path(ck.path).stem})"
-        grid = surface_grid(ck.build_model(), x, y, threat, value, steps, seed, **budget)
-        out_data[label] = grid
-        _draw_surface(fig, r, len(ckpts), label, grid)
-    fig.suptitle(f"{'decision value D(x)' if value == 'decision' else 'loss'} around test example {index}")
-    save(fig, out)
-    return out_data
-
-
-def _draw_surface(fig, row: int, rows: int, label: str, grid: dict) -> None:
-    from matplotlib.colors import TwoSlopeNorm
-
-    uu, vv = np.meshgrid(grid["u"], grid["v"], indexing="ij")
-    z = grid["z"]
-    lo, hi = float(z.min()), float(z.max())
-    # decision values: red where correct (D > 0), blue where wrong, whatever the range
-    norm = TwoSlopeNorm(0.0, min(lo, -1e-6), max(hi, 1e-6)) if grid["value"] == "decision" else None
-    cmap = "coolwarm" if grid["value"] == "decision" else "viridis"
-    ax3 = fig.add_subplot(rows, 2, 2 * row + 1, projection="3d")
-    ax3.plot_surface(uu, vv, z, cmap=cmap, norm=norm, linewidth=0, antialiased=True)
-    ax3.set(title=f"{literal(label)} (3-D)", xlabel=grid["axes"][0], ylabel=grid["axes"][1])
-    ax2 = fig.add_subplot(rows, 2, 2 * row + 2)
-    filled = ax2.contourf(uu, vv, z, levels=20, cmap=cmap, norm=norm)
-    if grid["value"] == "decision" and lo < 0 < hi:
-        ax2.contour(uu, vv, z, levels=[0.0], colors="k", linewidths=1)
-    fig.colorbar(filled, ax=ax2)
-    ax2.set(title=f"{literal(label)} (2-D)", xlabel=grid["axes"][0], ylabel=grid["axes"][1])
 
 
 # ---------------------------------------------------------------- Figure 8 and training curves

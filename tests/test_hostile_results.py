@@ -385,13 +385,14 @@ def test_the_evaluate_report_rounds_as_the_table_does(value, two, one):
 
 # ---------------------------------------------------------------- README's commands, as written
 
-COMMAND = re.compile(r"srtbench (table|plot budget|plot unlabeled)\b")
+COMMAND = re.compile(r"srtbench (table|plot budget|plot unlabeled|plot threats)\b")
 # commands whose input a README command that trains writes first (not on the shipped tree): what writes it
 NEEDS_A_RUN = {"srtbench table results/fmnist/quick": "srtbench reproduce quick"}
 
 
 def readme_commands() -> list[str]:
-    """Every `srtbench table`/`plot budget`/`plot unlabeled` line of README.md's code blocks, tables and text."""
+    """Every `srtbench table`/`plot budget`/`plot unlabeled`/`plot threats` line of README.md's code blocks, tables and
+    text."""
     found, in_code = [], False
     for line in (REPO / "README.md").read_text().splitlines():
         if line.lstrip().startswith("```"):

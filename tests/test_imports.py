@@ -67,7 +67,7 @@ LAYERS = (
     ("trainer",),
     ("evaluate",),
     ("tables",),
-    ("plots",),
+    ("plots", "surfaces"),
     ("recipes", "worker"),
     ("sweep", "scheduler"),
     ("cli", "__main__"),

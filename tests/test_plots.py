@@ -3,7 +3,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from srtbench import checkpoint, plots, results
+from srtbench import checkpoint, plots, results, surfaces
 from srtbench.cli import main
 from srtbench.data import DATASETS
 
@@ -113,7 +113,7 @@ def test_unlabeled_without_any_source_of_the_count_is_one_line_error(tmp_path):
 
 def test_decision_value_sign_is_correctness():
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 0.0]])
-    d = plots.decision_value(logits, torch.tensor([0, 0]))
+    d = surfaces.decision_value(logits, torch.tensor([0, 0]))
     p = logits.softmax(1)
     assert d[0] == pytest.approx((p[0, 0] - p[0, 1]).item()) and d[0] > 0
     assert d[1] == pytest.approx((p[1, 0] - p[1, 1]).item()) and d[1] < 0
@@ -122,17 +122,17 @@ def test_decision_value_sign_is_correctness():
 @pytest.mark.parametrize("threat", ["pixel", "spatial"])
 def test_surface_is_centred_on_the_clean_example(trained_cnn, test_batch, threat):
     x, y = test_batch[0][:1], test_batch[1][:1]
-    grid = plots.surface_grid(trained_cnn, x, y, threat, "decision", steps=5, epsilon=0.2)
+    grid = surfaces.surface_grid(trained_cnn, x, y, threat, "decision", steps=5, epsilon=0.2)
     assert grid["z"].shape == (5, 5)
     with torch.no_grad():
-        clean = plots.decision_value(trained_cnn(x), y).item()
+        clean = surfaces.decision_value(trained_cnn(x), y).item()
     assert grid["z"][2, 2] == pytest.approx(clean, abs=1e-4)
-    assert grid["u"][0] == pytest.approx(-(0.2 if threat == "pixel" else 30.0))
+    assert grid["axes_values"][0][0] == pytest.approx(-(0.2 if threat == "pixel" else 30.0))
 
 
 def test_pixel_loss_surface_rises_along_the_adversarial_direction(trained_cnn, test_batch):
     x, y = test_batch[0][:1], test_batch[1][:1]
-    z = plots.surface_grid(trained_cnn, x, y, "pixel", "loss", steps=5, epsilon=0.05)["z"]
+    z = surfaces.surface_grid(trained_cnn, x, y, "pixel", "loss", steps=5, epsilon=0.05)["z"]
     assert z[4, 2] > z[2, 2] > z[0, 2]  # loss rises with u·sign(∇x loss), falls against it
 
 
@@ -142,7 +142,7 @@ def test_surface_plots_two_checkpoints_side_by_side(tmp_path, trained_cnn, tiny_
     out = run("plot", "surface", a, b, "--threat", "spatial", "--steps", "5", "--out", str(tmp_path / "fig3.png"))
     assert out.exit_code == 0, out.output
     assert written(tmp_path / "fig3")
-    data = plots.surface([a, b], tmp_path / "fig5", value="loss", steps=3, index=7)
+    data = surfaces.surface([a, b], tmp_path / "fig5", value="loss", steps=3, index=7)
     assert list(data) == ["Standard", "SRT"] and data["SRT"]["value"] == "loss"
     assert not (data["Standard"]["z"] == data["SRT"]["z"]).all()
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from srtbench import checkpoint, maximizers, plots
+from srtbench import checkpoint, maximizers, surfaces
 from srtbench.defenses import DEFENSES, DefenseParams
 from srtbench.errors import SrtbenchError
 from srtbench.maximizers import PGD, GridSearch, cross_entropy
@@ -136,20 +136,22 @@ def test_every_threat_declares_budget_solvers_and_surface(name, trained_cnn, tes
     x, y = test_batch[0][:4], test_batch[1][:4]
     theta = maximizers.build(n.attack_solver(2))(trained_cnn, n, x, y, cross_entropy, gen=torch.Generator())
     assert n.contains(theta).all()
-    if name in atoms():
-        grid = plots.surface_grid(trained_cnn, x[:1], y[:1], name, steps=5)
-        assert grid["z"].shape == (5, 5) and len(grid["axes"]) == 2
+    if name in atoms():  # a surface along one direction of θ or two
+        grid = surfaces.surface_grid(trained_cnn, x[:1], y[:1], name, steps=5)
+        assert len(grid["axes"]) in (1, 2) and grid["z"].shape == (5,) * len(grid["axes"])
+        assert [len(a) for a in grid["axes_values"]] == [5] * len(grid["axes"])
     else:
-        with pytest.raises(SrtbenchError, match="no 2-D decision surface"):
-            plots.surface_grid(trained_cnn, x[:1], y[:1], name, steps=5)
+        with pytest.raises(SrtbenchError, match="no decision surface"):
+            surfaces.surface_grid(trained_cnn, x[:1], y[:1], name, steps=5)
 
 
-@pytest.mark.parametrize("threat,corner", [("blur", (0, 0)), ("color", (2, 2))])
+@pytest.mark.parametrize("threat,corner", [("blur", (0, 0)), ("color", (2, 2)), ("elastic", (2,)),
+                                          ("hue-saturation", (2, 2))])
 def test_surface_shows_the_clean_example_at_the_identity(trained_cnn, test_batch, threat, corner):
     x, y = test_batch[0][:1], test_batch[1][:1]
-    grid = plots.surface_grid(trained_cnn, x, y, threat, steps=5)
+    grid = surfaces.surface_grid(trained_cnn, x, y, threat, steps=5)
     with torch.no_grad():
-        clean = plots.decision_value(trained_cnn(x), y).item()
+        clean = surfaces.decision_value(trained_cnn(x), y).item()
     assert grid["z"][corner] == pytest.approx(clean, abs=1e-5)
 
 
@@ -214,7 +216,7 @@ def test_at_against_color_then_blur_and_color_attacks_and_a_blur_surface(tmp_pat
     assert trained.exit_code == 0, trained.output
     assert "(color check)" in trained.output
     csv = tmp_path / "r.csv"
-    evaluated = cli("evaluate", str(out), "--attacks", "blur-pgd[steps=2],blur-grid[sigmas=3],color-pgd[steps=2]",
+    evaluated = cli("evaluate", str(out), "--attacks", "blur-pgd[steps=2],blur-grid,color-pgd[steps=2]",
                     "--n", "16", "--no-sanity", "--out", str(csv))
     assert evaluated.exit_code == 0, evaluated.output
     rows = pd.read_csv(csv)

@@ -24,7 +24,7 @@ from srtbench.attacks import native  # noqa: F401  (registers fgsm, pgd, mifgsm,
 from srtbench.attacks import jsma  # noqa: F401  (registers jsma)
 from srtbench.attacks import minimum_norm  # noqa: F401  (registers cw-l2, ddn)
 from srtbench.attacks import pointwise  # noqa: F401  (registers pointwise)
-from srtbench.attacks import transforms  # noqa: F401  (registers blur-pgd, blur-grid, color-pgd)
+from srtbench.attacks import derived  # noqa: F401  (registers NAME-pgd, NAME-grid, NAME-rand of every threat)
 from srtbench.attacks import autoattack  # noqa: F401  (registers autoattack)
 # isort: on
 from srtbench.attacks.base import (

@@ -12,7 +12,7 @@ from typing import Any
 from srtbench.attacks.base import ATTACKS, AttackInfo, BuiltAttack, attack_defaults, attack_info
 from srtbench.config import require
 from srtbench.errors import SrtbenchError
-from srtbench.neighborhoods import NEIGHBORHOODS, threat_parts
+from srtbench.neighborhoods import NEIGHBORHOODS, part_budget, threat_parts
 
 SPEC = re.compile(r"^\s*([\w.+-]+)\s*(?:\[(.*)\])?\s*$")
 
@@ -68,11 +68,11 @@ def trained_budget(threat: dict | None, info: AttackInfo) -> dict[str, float]:
     probed, norm = threat_parts(info.threat), info.norm
     out = {}
     for part in (p for p in trained if p in probed):
-        budget = NEIGHBORHOODS.get(part).Budget
-        fields = [f.name for f in dataclasses.fields(budget)] if budget is not None else []
-        if "norm" in fields and threat.get("norm", "linf") != norm:
+        budget = part_budget(threat, part)
+        if "norm" in {f.name for f in dataclasses.fields(NEIGHBORHOODS.get(part).Budget)} and \
+                budget.get("norm", "linf") != norm:
             continue
-        out.update({k: float(threat[k]) for k in fields if k != "norm" and k in threat})
+        out.update({k: float(v) for k, v in budget.items() if k != "norm"})
     return out
 
 

@@ -52,6 +52,18 @@ def budget(results, attacks, out):
     _written(out)
 
 
+@plot.command("threats")
+@click.argument("results", nargs=-1, required=True, type=click.Path())
+@OUT
+def threats(results, out):
+    """Per model, the worst case under each threat and their mean: `srtbench table --layout threats` as bars."""
+    from srtbench import plots
+    from srtbench import results as results_csv
+
+    plots.threats(results_csv.collect(results), out)
+    _written(out)
+
+
 @plot.command("unlabeled")
 @click.argument("results", nargs=-1, required=True, type=click.Path())
 @click.option("--attacks", default=None, help="comma-separated attacks to draw (default: all in the CSVs)")
@@ -89,9 +101,9 @@ def _budget_options(fn):
 @OUT
 def surface(checkpoints, threat, value, index, steps, data_dir, out, **budget):
     """Decision or loss surface around one example, checkpoints side by side (Figures 3-6)."""
-    from srtbench import plots
+    from srtbench import surfaces
 
-    plots.surface(checkpoints, out, threat, value, index, steps, data_dir, **budget)
+    surfaces.surface(checkpoints, out, threat, value, index, steps, data_dir, **budget)
     _written(out)
 
 

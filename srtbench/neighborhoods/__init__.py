@@ -24,14 +24,26 @@ from srtbench.neighborhoods.spatial import Spatial, SpatialBudget
 from srtbench.neighborhoods.compound import Compound
 from srtbench.neighborhoods.blur import BlurBudget, GaussianBlur
 from srtbench.neighborhoods.color import ColorBudget, ColorShift
+from srtbench.neighborhoods.elastic import Elastic, ElasticBudget  # noqa: F401
+from srtbench.neighborhoods.hue_saturation import HueSaturation, HueSaturationBudget  # noqa: F401
 # isort: on
-from srtbench.neighborhoods.threat import atoms, budget_record, canonical, threat_config, threat_parts
+from srtbench.neighborhoods.threat import (
+    atoms,
+    budget_record,
+    canonical,
+    config_fields,
+    field_name,
+    part_budget,
+    threat_config,
+    threat_parts,
+)
 
 ThreatConfig = threat_config()  # `threat` plus the budget fields of every threat registered above
 
 __all__ = [
-    "NEIGHBORHOODS", "RNG", "BlurBudget", "BoxNeighborhood", "ColorBudget", "ColorShift", "Compound", "ExampleRNG",
-    "GaussianBlur", "Neighborhood", "Params", "PixelBall", "PixelBudget", "Solve", "SolverSettings", "Spatial",
-    "SpatialBudget", "ThreatConfig", "assign", "atoms", "budget_pgd", "budget_record", "canonical", "detach", "index",
-    "rand", "randn", "repeat", "solve", "subset", "threat_parts", "uniform",
+    "BlurBudget", "BoxNeighborhood", "ColorBudget", "ColorShift", "Compound", "ExampleRNG", "GaussianBlur",
+    "NEIGHBORHOODS", "Neighborhood", "Params", "PixelBall", "PixelBudget", "RNG", "Solve", "SolverSettings",
+    "Spatial", "SpatialBudget", "ThreatConfig", "assign", "atoms", "budget_pgd", "budget_record", "canonical",
+    "config_fields", "detach", "field_name", "index", "part_budget", "rand", "randn", "repeat", "solve", "subset",
+    "threat_parts", "uniform",
 ]

@@ -150,11 +150,27 @@ class Neighborhood(ABC):
     search_in_training: ClassVar[bool] = False
     # RT's and SRT's default λ against this threat (the paper's where it gives one); None: --lambda must be given
     srt_lambda: ClassVar[float | None] = None
+    # T(x; θ) is differentiable in θ, so gradient ascent on θ applies: the threat gets a derived `NAME-pgd` attack
+    differentiable: ClassVar[bool] = True
+    # the roles of its derived attacks (pgd, grid, rand) that attacks of the paper already play, by their names: the
+    # threat names them instead of getting a second column (spatial: {"grid": "gridadv", "rand": "randadv"})
+    paper_attacks: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def from_budget(cls, budget: Any) -> Neighborhood:
         """The neighborhood of a `Budget` (what `ThreatConfig.build` calls)."""
         raise NotImplementedError(f"{cls.__name__} is built from its parts, not from a budget")
+
+    @classmethod
+    def dataset_budget(cls, spec: Any) -> dict[str, Any]:
+        """The budget its derived attacks default to on a dataset (a `data.DatasetSpec`), where that differs from
+        the Budget's own defaults (pixel: the dataset's declared ε)."""
+        return {}
+
+    def grid(self) -> torch.Tensor | None:
+        """The θ values of an exhaustive search, (G, ...) shared by every example, where the threat offers one (its
+        derived `NAME-grid` attack and `GridSearch` use it); None where it does not."""
+        return None
 
     @abstractmethod
     def identity(self, x: torch.Tensor) -> Params: ...
@@ -197,8 +213,9 @@ class Neighborhood(ABC):
         """The trainer's quick held-out attack over this neighborhood (`steps` gradient steps where it takes any)."""
 
     def surface(self, model, x: torch.Tensor, y: torch.Tensor, steps: int, seed: int):
-        """(u, v, images, (u's name, v's name)): a steps × steps grid of images around one example x (1, C, H, W)
-        along two directions of θ, image (i, j) at u[i], v[j], for the decision surfaces of Figures 3-6."""
+        """(axes, images, names): the images around one example x (1, C, H, W) along one or two directions of θ,
+        for the decision surfaces of Figures 3-6.  Two directions: axes (u, v), a steps × steps grid, image (i, j) at
+        (u[i], v[j]); one direction (a threat of one parameter): axes (u,), image i at u[i].  `names` names each."""
         raise SrtbenchError(f"the {self.name} threat has no decision surface; draw one of its parts")
 
     def chain(self) -> tuple[Neighborhood, ...]:
@@ -247,3 +264,11 @@ class BoxNeighborhood(Neighborhood):
 
     def contains(self, theta, tol=1e-5):
         return (theta.abs() <= self.bounds.to(theta.device) + tol).flatten(1).all(1)
+
+    def train_solver(self, settings):
+        """PGD on θ in steps of a fraction of the budget (`budget_pgd`), unless the threat says otherwise."""
+        return budget_pgd(settings, start=settings.start)
+
+    def attack_solver(self, steps):
+        """The quick attack: PGD on θ, K steps of 2.5/K of the budget from a uniform start."""
+        return solve("pgd", steps=steps, step_size=2.5 / steps, start="uniform")

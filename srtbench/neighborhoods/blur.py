@@ -117,4 +117,4 @@ class GaussianBlur(Neighborhood):
         u = torch.linspace(0, self.sigma, steps)
         uu, vv = torch.meshgrid(u, u, indexing="ij")
         images = gaussian_blur(x.expand(uu.numel(), *x.shape[1:]), uu.reshape(-1), vv.reshape(-1), self.radius)
-        return u, u, images, ("horizontal σ (pixels)", "vertical σ (pixels)")
+        return (u, u), images, ("horizontal σ (pixels)", "vertical σ (pixels)")

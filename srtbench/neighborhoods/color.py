@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from srtbench.config import field, require
-from srtbench.neighborhoods.base import NEIGHBORHOODS, BoxNeighborhood, budget_pgd, solve
+from srtbench.neighborhoods.base import NEIGHBORHOODS, BoxNeighborhood
 
 
 @dataclass
@@ -62,11 +62,7 @@ class ColorShift(BoxNeighborhood):
     def budget(self):
         return {"brightness": float(self.brightness), "contrast": float(self.contrast)}
 
-    def train_solver(self, settings):
-        return budget_pgd(settings, start=settings.start)
 
-    def attack_solver(self, steps):
-        return solve("pgd", steps=steps, step_size=2.5 / steps, start="uniform")
 
     def surface(self, model, x, y, steps, seed):
         """x with contrast exp(u) and brightness v on every channel: the clean example at the centre."""
@@ -75,4 +71,4 @@ class ColorShift(BoxNeighborhood):
         uu, vv = torch.meshgrid(u, v, indexing="ij")
         theta = torch.stack([uu.reshape(-1), vv.reshape(-1)], 1)[:, :, None].expand(-1, -1, x.shape[1])
         images = self.apply(x.expand(len(theta), *x.shape[1:]), theta)
-        return u, v, images, ("log contrast", "brightness")
+        return (u, v), images, ("log contrast", "brightness")

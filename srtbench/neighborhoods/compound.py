@@ -76,11 +76,12 @@ class Compound(Neighborhood):
 
     def surface(self, model, x, y, steps, seed):
         names = "+".join(p.name for p in self.parts)
-        raise SrtbenchError(f"a compound threat ({names}) has no 2-D decision surface; draw one of its parts")
+        raise SrtbenchError(f"a compound threat ({names}) has no decision surface; draw one of its parts")
 
     def chain(self):
         return self.parts
 
 
 # PGD+, AT+ and SRT+ (Appendix F): pixel-wise, then spatial; `pixel+spatial` names the same threat
-NEIGHBORHOODS.register("compound", parts=("pixel", "spatial"))(Compound)
+NEIGHBORHOODS.register("compound", parts=("pixel", "spatial"), paper_attacks={"pgd": "pgd+", "grid": "gridadv+"})(
+    Compound)

@@ -43,6 +43,11 @@ class PixelBall(Neighborhood):
     norm: str = "linf"
     Budget = PixelBudget
     srt_lambda = 1.0  # Sec. 4.3: λ = 1 pixel-wise
+    paper_attacks = {"pgd": "pgd"}  # Madry et al.'s PGD is the paper's (its derived random attack is `pixel-rand`)
+
+    @classmethod
+    def dataset_budget(cls, spec):
+        return {"epsilon": spec.budgets.linf}  # each dataset's declared ε (Appendix C, E)
 
     def __post_init__(self):
         require(self.norm in ("linf", "l2"), f"unknown norm {self.norm!r}; choose linf or l2")
@@ -120,4 +125,4 @@ class PixelBall(Neighborhood):
         u = torch.linspace(-self.epsilon, self.epsilon, steps)
         uu, vv = torch.meshgrid(u, u, indexing="ij")
         images = (x.detach() + uu.reshape(-1, 1, 1, 1) * adversarial + vv.reshape(-1, 1, 1, 1) * random).clamp(0, 1)
-        return u, u, images, ("adversarial direction", "random direction")
+        return (u, u), images, ("adversarial direction", "random direction")

@@ -41,6 +41,7 @@ class Spatial(BoxNeighborhood):
     grid_points: tuple[int, int, int] = (31, 5, 5)
     Budget = SpatialBudget
     srt_lambda = 0.2  # Sec. 4.2: λ = 0.2 against rotations and translations
+    paper_attacks = {"grid": "gridadv", "rand": "randadv"}  # Engstrom et al.'s, Appendix B
     search_in_training = True
 
     def __post_init__(self):
@@ -108,4 +109,4 @@ class Spatial(BoxNeighborhood):
         uu, vv = torch.meshgrid(u, v, indexing="ij")
         theta = torch.stack([uu.reshape(-1), vv.reshape(-1), torch.zeros(uu.numel())], 1)
         images = self.apply(x.expand(len(theta), *x.shape[1:]), theta)
-        return u, v, images, ("rotation (degrees)", "translation (pixels)")
+        return (u, v), images, ("rotation (degrees)", "translation (pixels)")

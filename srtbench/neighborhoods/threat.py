@@ -1,7 +1,12 @@
 """ThreatConfig: the threat of a training run, an attack or a plot: a registered neighborhood, or several chained
 with `+` (`pixel+blur`), with its budgets.  Its fields are `threat` plus every registered neighborhood's `Budget`
 fields, generated once all are registered (`threat_config`), so a new threat's budget becomes `srtbench train` and
-`srtbench plot surface` options without an edit here."""
+`srtbench plot surface` options without an edit here.  Each threat's fields are its own: a field name no other
+threat's budget uses keeps its short name (`--epsilon`, `--rotation`); a name two threats use is prefixed by each
+threat's (`--blur-sigma`, `--elastic-sigma`), so no option sets two threats' budgets.
+
+A record (a checkpoint's `threat`, a preset) names budgets by these fields; `part_budget` reads one part's budget
+from it under either name, so records written before a name became shared still read."""
 
 from __future__ import annotations
 
@@ -39,6 +44,43 @@ def canonical(threat: str) -> str:
     return next((name for name in NEIGHBORHOODS.names() if threat_parts(name) == parts), "+".join(parts))
 
 
+def _budget_fields(name: str) -> list[dataclasses.Field]:
+    budget = NEIGHBORHOODS.get(name).Budget
+    return list(dataclasses.fields(budget)) if budget is not None else []
+
+
+def field_name(threat: str, budget_field: str) -> str:
+    """The ThreatConfig field (and option) of one threat's budget field: its own name where no other registered
+    threat's budget has a field of that name, else prefixed by its threat (`blur_sigma`, option `--blur-sigma`)."""
+    owners = [a for a in atoms() if any(f.name == budget_field for f in _budget_fields(a))]
+    return budget_field if len(owners) <= 1 else f"{threat.replace('-', '_')}_{budget_field}"
+
+
+def part_budget(record: dict, part: str) -> dict[str, Any]:
+    """The budget fields of registered threat `part` that a record holds, by their Budget names: under their
+    ThreatConfig field name, else under the plain name (a record written before the name became shared)."""
+    out = {}
+    for f in _budget_fields(part):
+        for key in (field_name(part, f.name), f.name):
+            if key in record:
+                out[f.name] = record[key]
+                break
+    return out
+
+
+def config_fields(record: dict) -> dict[str, Any]:
+    """A record as ThreatConfig fields: its threat and the budgets of the parts it chains ({} for a record of a
+    threat this version does not know)."""
+    try:
+        parts = threat_parts(str(record.get("threat")))
+    except SrtbenchError:
+        return {}
+    out: dict[str, Any] = {"threat": record["threat"]}
+    for part in parts:
+        out.update({field_name(part, k): v for k, v in part_budget(record, part).items()})
+    return out
+
+
 class _ThreatConfig:
     """What the generated ThreatConfig dataclass does beyond holding its fields."""
 
@@ -54,23 +96,27 @@ class _ThreatConfig:
     def budget_of(self, name: str) -> Any:
         """Registered neighborhood `name`'s Budget, from this config's fields."""
         budget = NEIGHBORHOODS.get(name).Budget
-        return budget(**{f.name: getattr(self, f.name) for f in dataclasses.fields(budget)})
+        return budget(**{f.name: getattr(self, field_name(name, f.name)) for f in dataclasses.fields(budget)})
 
     def build(self) -> Neighborhood:
         built = tuple(NEIGHBORHOODS.get(p).from_budget(self.budget_of(p)) for p in self.parts())
         return built[0] if len(built) == 1 else Compound(built)
 
+
 def budget_record(threat: dict | None) -> dict[str, Any]:
     """The budgets of a recorded threat (a ThreatConfig as a dict, as checkpoints hold it): each Budget field of every
-    part it chains, e.g. {"epsilon": 0.1, "norm": "linf"}; {} for none or a threat this version does not know."""
+    part it chains, e.g. {"epsilon": 0.1, "norm": "linf"} (a chain's parts by their ThreatConfig names, so two parts'
+    `sigma` stay apart); {} for none or a threat this version does not know."""
     if not isinstance(threat, dict):
         return {}
     try:
         parts = threat_parts(str(threat.get("threat")))
     except SrtbenchError:  # a checkpoint of a threat this version does not know records no budget
         return {}
-    names = [f.name for p in parts for f in dataclasses.fields(NEIGHBORHOODS.get(p).Budget)]
-    return {k: threat[k] for k in names if k in threat}
+    out: dict[str, Any] = {}
+    for part in parts:
+        out.update({field_name(part, k) if len(parts) > 1 else k: v for k, v in part_budget(threat, part).items()})
+    return out
 
 
 def _copy(f: dataclasses.Field) -> dataclasses.Field:
@@ -80,22 +126,15 @@ def _copy(f: dataclasses.Field) -> dataclasses.Field:
 
 
 def threat_config() -> type:
-    """The ThreatConfig dataclass of the neighborhoods registered so far: `threat`, then each one's budget fields
-    (a field two budgets share, such as a common ε, must have one default)."""
+    """The ThreatConfig dataclass of the neighborhoods registered so far: `threat`, then each one's budget fields,
+    named by `field_name`."""
     names = ", ".join(NEIGHBORHOODS.names())
     specs: list[tuple] = [("threat", str, field(
         "pixel", f"neighborhood N(x): {names}, or several chained with + (e.g. pixel+blur)"))]
-    seen: dict[str, dataclasses.Field] = {}
     for name in atoms():
         budget = NEIGHBORHOODS.get(name).Budget
         hints = typing.get_type_hints(budget)
-        for f in dataclasses.fields(budget):
-            if f.name in seen:
-                if seen[f.name].default != f.default:
-                    raise ValueError(f"budget field {f.name!r} of threat {name!r} has a second default")
-                continue
-            seen[f.name] = f
-            specs.append((f.name, hints[f.name], _copy(f)))
+        specs += [(field_name(name, f.name), hints[f.name], _copy(f)) for f in dataclasses.fields(budget)]
     cls = dataclasses.make_dataclass("ThreatConfig", specs, bases=(_ThreatConfig,))
     cls.__module__ = "srtbench.neighborhoods"
     cls.__doc__ = ("The threat of a training run or an attack: which neighborhood (`threat`), with which budgets "

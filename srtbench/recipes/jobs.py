@@ -202,7 +202,7 @@ class TableJob:
 
 @dataclass(frozen=True)
 class PlotJob:
-    """`plots.budget` / `plots.unlabeled` of results CSVs, or `plots.surface` of checkpoints."""
+    """`plots.budget` / `plots.unlabeled` of results CSVs, or `surfaces.surface` of checkpoints."""
 
     kind_of_plot: str  # budget | unlabeled | surface
     inputs: tuple[str, ...]
@@ -214,11 +214,11 @@ class PlotJob:
         return ["srtbench", "plot", self.kind_of_plot, *self.inputs, *_flags(self.options, {}), "--out", self.out]
 
     def execute(self, echo: Callable[[str], None]) -> None:
-        from srtbench import plots, results
+        from srtbench import plots, results, surfaces
 
         options = dict(self.options)
         if self.kind_of_plot == "surface":
-            plots.surface(list(self.inputs), self.out, options.get("threat", "pixel"), index=options.get("index", 0))
+            surfaces.surface(list(self.inputs), self.out, options.get("threat", "pixel"), index=options.get("index", 0))
         else:
             attacks = options["attacks"].split(",") if options.get("attacks") else None
             getattr(plots, self.kind_of_plot)(results.collect(list(self.inputs)), self.out, attacks)

@@ -9,14 +9,18 @@ decimals as in the paper.
 
 The "Worst case" column is the per-example worst case over the table's attacks: an example counts as
 robust only if every attack failed on it (read from the per-example side files; "–" where any is missing).
+The `threats` layout is a robustness profile: per model the same worst case under each threat group, headed by its
+budget, then their mean and minimum.
 
 One concept a module, each importing only those above it:
 layouts (Column, Layout, LAYOUTS) and model (Cell, Row, Group, Table); labels (a row name per model),
 seeds (training seeds), worst (the "Worst case" column), rows (a layout's rows and their cells);
-paper (the paper's reference numbers); pivot (`build`); formatting (numbers as printed), formats (`render`);
-sanity (the sanity-flags table, `flags`).  This package only re-exports what callers use.
+profile (the threat profile's columns and cells); paper (the paper's reference numbers); pivot (`build`);
+formatting (numbers as printed), formats (`render`); sanity (the sanity-flags table, `flags`).  This package only
+re-exports what callers use.
 """
 
+from srtbench.tables import profile  # noqa: F401  (registers the threat profile's column set and cells)
 from srtbench.tables.formats import FORMATS, render, to_markdown
 from srtbench.tables.formatting import fixed, format_value
 from srtbench.tables.labels import distinguish_models

@@ -1,25 +1,32 @@
 """The layouts of the tables: `Column`, `Layout`, the LAYOUTS registry with every registered layout, and row keys.
 
 A `Layout` is plain data: the rows (the paper's row names, in its order), the attacks of its columns
-(after "Clean", in its order), whether it has a "Time (mins)" column, and the paper table it mirrors.
+(after "Clean", in its order), whether it has a "Time (mins)" column, the paper table it mirrors, and the name of
+its column set in COLUMN_SETS (one column per attack, or the threat profile's one per threat group).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from srtbench.registry import Registry
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
 class Column:
-    kind: str  # clean | attack | worst | time
+    kind: str  # a kind of cell (rows.CELLS): clean | attack | worst | time, or the profile's threat | mean | min
     header: str
     attack: str = ""
     fraction: float = 1.0
     params: str | None = None  # the attack's settings, where rows of one attack differ in them (else any)
+    group: str = ""  # a threat column's worst-case group (`AttackInfo.group`, e.g. "pixel linf")
+    budget: str = ""  # a threat column's budget: JSON of its largest budget per name ("" where rows record none)
 
     @property
     def higher_is_better(self) -> bool:
@@ -34,9 +41,14 @@ class Layout:
     attacks: tuple[str, ...] = ()  # empty: every attack found, in the paper's order
     time: bool = False  # Tables 8-9: training time in minutes
     paper: str | None = None  # the `checkpoint` tag of the paper's numbers, e.g. "paper:table3"
+    columns: str = "attacks"  # its column set, registered in COLUMN_SETS
+    published: bool = True  # whether the paper's published numbers are rows (they record no budget, no examples)
 
 
 LAYOUTS: Registry[Layout] = Registry("layout")
+# a layout's columns from the rows it shows: fn(layout, rows) -> (columns, notes under the table); "attacks" is
+# pivot's (one per attack, then "Worst case"), "threats" the threat profile's (profile.py)
+COLUMN_SETS: Registry[Callable[[Layout, pd.DataFrame], tuple[list[Column], list[str]]]] = Registry("column set")
 
 
 def _register(layout: Layout) -> None:
@@ -71,6 +83,8 @@ _register(Layout("table9", "Table 9: fast SRT under pixel-wise attacks, with tra
                  ("AT", "TRADES", "SRT", "fast SRT"), ("fgsm", "pgd", "mifgsm", "jsma", "cw", "ddn"), time=True,
                  paper="paper:table9"))
 _register(Layout("auto", "Accuracy (%) of every checkpoint under every attack in the results"))
+_register(Layout("threats", "Robustness profile: accuracy (%) under the worst case of each threat",
+                 columns="threats", published=False))
 
 
 def row_key(label: str) -> str:

@@ -12,6 +12,7 @@ class Cell:
     value: float | str | None  # a string only where the source prints no number (Table 9's "10,94")
     reference: float | str | None = None
     spread: float | None = None  # the standard deviation over training seeds, where `value` is their mean
+    note: str | None = None  # where `value` is a fallback, what it is instead: one note under the table
 
 
 @dataclass

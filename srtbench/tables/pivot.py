@@ -14,7 +14,7 @@ from srtbench import attacks, measurements
 from srtbench.data import display_order
 from srtbench.errors import SrtbenchError
 from srtbench.tables.labels import distinguish_models
-from srtbench.tables.layouts import LAYOUTS, Column, Layout
+from srtbench.tables.layouts import COLUMN_SETS, LAYOUTS, Column, Layout
 from srtbench.tables.model import Group, Table
 from srtbench.tables.paper import _attach_reference
 from srtbench.tables.rows import _group_rows, _select
@@ -43,7 +43,10 @@ def _split(column: Column, df: pd.DataFrame) -> list[Column]:
                    column.fraction, text) for p, text in zip(parsed, settings)]
 
 
-def _columns(layout: Layout, df: pd.DataFrame) -> list[Column]:
+@COLUMN_SETS.register("attacks")
+def _columns(layout: Layout, df: pd.DataFrame) -> tuple[list[Column], list[str]]:
+    """Clean, then one column per attack (the layout's, else every one found, each fraction its own column), then
+    the "Worst case" over the attacks at fraction 1 where there are two or more."""
     cols = [Column("clean", "Clean")]
     if layout.attacks:
         attacked = [Column("attack", attacks.header(a), a, 1.0) for a in layout.attacks]
@@ -59,7 +62,7 @@ def _columns(layout: Layout, df: pd.DataFrame) -> list[Column]:
         cols.append(Column("worst", "Worst case"))
     if layout.time:
         cols.append(Column("time", "Time (mins)"))
-    return cols
+    return cols, []
 
 
 def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFrame | None = None,
@@ -69,6 +72,7 @@ def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFra
     differ only in their training seed are one row, mean ± standard deviation over the seeds (`per_seed`: a row
     per seed)."""
     layout = LAYOUTS.get(layout) if isinstance(layout, str) else layout
+    published = 0 if layout.published else int(df["checkpoint"].astype(str).str.startswith("paper:").sum())
     df = _select(df, layout)
     if df.empty:
         wanted = ", ".join(layout.attacks) if layout.attacks else "any attack"
@@ -80,14 +84,18 @@ def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFra
     else:
         df, seeds = aggregate_seeds(df)
     df = distinguish_models(df)
-    columns = _columns(layout, df)
+    columns, notes = COLUMN_SETS.get(layout.columns)(layout, df)
     if any(c.kind == "worst" for c in columns) and not df["per_example"].map(
         lambda p: isinstance(p, str) and bool(p.strip())
     ).any():
         columns = [c for c in columns if c.kind != "worst"]  # nothing to compute it from (e.g. the paper's numbers)
     groups = [Group(ds, _group_rows(layout, columns, part))
               for ds, part in sorted(df.groupby("dataset", sort=False), key=lambda kv: display_order(kv[0]))]
-    table = Table(layout.title, columns, groups, notes=not_shown)
+    cell_notes = [c.note for g in groups for r in g.rows for c in r.cells if c.note]
+    table = Table(layout.title, columns, groups, notes=[*not_shown, *notes, *dict.fromkeys(cell_notes)])
+    if published:
+        table.notes.append(f"The paper's published numbers ({published} rows) are left out: they record no budget "
+                           "and no per-example outcomes")
     if seeds:
         table.notes.append(f"A run trained at several seeds is one row: mean ± standard deviation over its seeds "
                            f"(here {', '.join(map(str, seeds))}); srtbench table --per-seed shows each")

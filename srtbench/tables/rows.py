@@ -1,22 +1,27 @@
-"""A layout's rows: which results rows a layout shows, and the cells of each displayed row (`_group_rows`)."""
+"""A layout's rows: which results rows a layout shows, and the cells of each displayed row (`_group_rows`, by the
+column's kind through CELLS)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from srtbench.registry import Registry
 from srtbench.tables.layouts import Column, Layout, _without_lambda, row_key
 from srtbench.tables.model import Cell, Row
 from srtbench.tables.worst import _worst_cell
 
 
 def _select(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
-    # the paper's numbers of other tables do not belong here (Tables 4 and 9 print TRADES differently)
-    if layout.paper:
-        tags = df["checkpoint"].astype(str)
-        df = df[~tags.str.startswith("paper:") | (tags == layout.paper)]
+    tags = df["checkpoint"].astype(str)
+    published = tags.str.startswith("paper:")
+    # the paper's numbers of other tables do not belong here (Tables 4 and 9 print TRADES differently), nor any in
+    # a layout that reads what they do not record (budgets, per-example outcomes)
+    if layout.paper or not layout.published:
+        df = df[~published | ((tags == layout.paper) & layout.published)]
     if layout.attacks:
         df = df[df["attack"].isin(layout.attacks) & (df["fraction"].astype(float) == 1.0)]
     return df
@@ -90,6 +95,47 @@ def _by_attack(rows: pd.DataFrame) -> dict[tuple[str, float], pd.DataFrame]:
                                                                  sort=False)}
 
 
+@dataclass
+class RowResults:
+    """What fills one displayed row: its name, its results rows (every attack and fraction), the same split by attack
+    and fraction (`_by_attack`), the table's columns, and the cells filled so far (those left of the one filled)."""
+
+    label: str
+    rows: pd.DataFrame
+    by_attack: dict[tuple[str, float], pd.DataFrame]
+    columns: list[Column]
+    cells: list[Cell] = field(default_factory=list)
+
+
+# a column's cell by its kind: fn(column, row) -> Cell; the threat profile registers its own kinds (profile.py)
+CELLS: Registry[Callable[[Column, RowResults], Cell]] = Registry("column kind")
+
+
+@CELLS.register("clean")
+def _clean_cell(col: Column, row: RowResults) -> Cell:
+    return _clean_value(row.rows)
+
+
+@CELLS.register("attack")
+def _attack_cell(col: Column, row: RowResults) -> Cell:
+    hit = _hits(row.by_attack, col)
+    if len(hit) and pd.notna(hit["robust_acc"].iloc[0]):
+        return Cell(float(hit["robust_acc"].iloc[0]), spread=_std(hit.iloc[0], "robust_std"))
+    return Cell(None)
+
+
+@CELLS.register("time")
+def _time_cell(col: Column, row: RowResults) -> Cell:
+    return Cell(_time_value(row.rows))
+
+
+@CELLS.register("worst")
+def _worst_case_cell(col: Column, row: RowResults) -> Cell:
+    attacked = [c for c in row.columns if c.kind == "attack" and c.fraction == 1.0]
+    hits = [_hits(row.by_attack, c) for c in attacked]
+    return _worst_cell([h.iloc[0] for h in hits]) if all(len(h) for h in hits) else Cell(None)
+
+
 def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list[Row]:
     labels = list(dict.fromkeys(df["label"].astype(str)))
     placement = _assign_rows(layout, labels)
@@ -97,24 +143,10 @@ def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list
     by_row = {placement[lb]: lb for lb in labels}
     by_label = dict(list(df.groupby(df["label"].astype(str), sort=False)))
     out = []
-    for row in order:
-        label = by_row.get(row)
-        mine = by_label.get(label, df.iloc[0:0])
-        split = _by_attack(mine)
-        cells = []
+    for name in order:
+        mine = by_label.get(by_row.get(name), df.iloc[0:0])
+        row = RowResults(name, mine, _by_attack(mine), columns)
         for col in columns:
-            if col.kind == "clean":
-                cells.append(_clean_value(mine))
-            elif col.kind == "attack":
-                hit = _hits(split, col)
-                found = len(hit) and pd.notna(hit["robust_acc"].iloc[0])
-                cells.append(Cell(float(hit["robust_acc"].iloc[0]), spread=_std(hit.iloc[0], "robust_std")) if found
-                             else Cell(None))
-            elif col.kind == "time":
-                cells.append(Cell(_time_value(mine)))
-            else:
-                attacked = [c for c in columns if c.kind == "attack" and c.fraction == 1.0]
-                hits = [_hits(split, c) for c in attacked]
-                cells.append(_worst_cell([h.iloc[0] for h in hits]) if all(len(h) for h in hits) else Cell(None))
-        out.append(Row(row, cells))
+            row.cells.append(CELLS.get(col.kind)(col, row))
+        out.append(Row(name, row.cells))
     return out
