@@ -59,6 +59,9 @@ COLUMNS = (
     "per_example",  # path of the per-example side file, relative to the CSV
     # provenance
     "wall_time_s",
+    "forward_passes",  # images the attack passed through the model (over every rank): PGD-K's floor is about K·n
+    "backward_passes",  # images a gradient flowed back through
+    "peak_memory_mb",  # GPU: the most the attack allocated; CPU: the process's peak resident size so far
     "device",
     "srtbench_version",
     "git_commit",
@@ -69,9 +72,9 @@ COLUMNS = (
 KEY = ("checkpoint_sha256", "attack", "attack_params", "fraction", "n", "seed")
 JSON_COLUMNS = ("defense_params", "train_budget", "attack_params", "budget", "budget_source", "flags")
 PERCENT_COLUMNS = ("clean_acc", "robust_acc", "robust_ci_low", "robust_ci_high")
-WHOLE_COLUMNS = ("n", "seed", "train_seed", "n_labeled", "n_unlabeled")
+WHOLE_COLUMNS = ("n", "seed", "train_seed", "n_labeled", "n_unlabeled", "forward_passes", "backward_passes")
 NUMBER_COLUMNS = ("fraction", *WHOLE_COLUMNS, *PERCENT_COLUMNS, "mean_distance", "median_distance", "wall_time_s",
-                  "train_time_s")
+                  "train_time_s", "peak_memory_mb")
 REQUIRED = ("label", "attack", "fraction", "clean_acc", "robust_acc", "dataset")
 
 

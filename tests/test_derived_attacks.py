@@ -12,6 +12,7 @@ import click
 import pytest
 import torch
 
+from srtbench import checkpoint
 from srtbench.attacks import ATTACKS, attack_info, build
 from srtbench.attacks.derived import ROLES, named_roles, title
 from srtbench.config import click_options, field, require, to_dict
@@ -21,9 +22,13 @@ from srtbench.neighborhoods import (
     GaussianBlur,
     HueSaturation,
     ThreatConfig,
+    atoms,
     part_budget,
     threat_config,
 )
+from srtbench.trainer import train
+from tests import fitting
+from tests.test_trainer import sets, tiny  # noqa: F401  (fixtures)
 
 DATASET = "fashion-mnist"
 
@@ -133,3 +138,13 @@ def test_hue_saturation_keeps_luminance_turns_chroma_and_leaves_grayscale_alone(
     assert (turned - x).abs().max() > 0.01
     gray = x[:, :1]
     assert torch.equal(n.apply(gray, n.sample(gray, torch.Generator().manual_seed(0))), gray)
+
+
+@pytest.mark.parametrize("threat", atoms())
+def test_srt_trains_against_every_registered_threat(tmp_path, sets, threat):  # noqa: F811
+    """What CONTRIBUTING promises a new threat: `srtbench train srt --threat NAME` with nothing else written."""
+    run = tiny(tmp_path, "srt", threat=ThreatConfig(threat=threat), iterations=2, check_size=16, model=fitting.MODEL)
+    result = train(run, labeled=sets[0], unlabeled=sets[1], check=sets[2], progress=False)
+    meta = checkpoint.load(result.path).meta
+    assert meta["threat"]["threat"] == threat and meta["defense_params"]["lam"] == NEIGHBORHOODS.get(threat).srt_lambda
+    assert all(math.isfinite(m["loss"]) for m in result.metrics)

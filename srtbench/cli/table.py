@@ -16,12 +16,15 @@ from srtbench.cli.app import main
 @click.option("--compare", default=None, metavar="paper|PATH",
               help="show each cell as ours / reference (difference); 'paper' = the published numbers")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="also write the table to this file")
-@click.option("--flags", "show_flags", is_flag=True, help="list every row's sanity flags instead of accuracies")
+@click.option("--show", type=click.Choice(("accuracy", "flags", "cost")), default="accuracy", show_default=True,
+              help="accuracy: the layout's table; flags: every row's sanity flags; cost: every row's forward and "
+              "backward passes per example, wall time and peak memory")
+@click.option("--flags", "show_flags", is_flag=True, help="the same as --show flags")
 @click.option("--attacks", default=None, help="comma-separated attacks to show as columns (default: the layout's)")
 @click.option("--title", default=None, help="the table's title (default: the layout's)")
 @click.option("--per-seed", is_flag=True, help="a row per training seed (default: runs that differ only in their "
               "seed are one row, mean ± standard deviation)")
-def table(results, layout, fmt, compare, out, show_flags, attacks, title, per_seed):
+def table(results, layout, fmt, compare, out, show, show_flags, attacks, title, per_seed):
     """Pivot results CSVs (files or folders) into a table; best value per column in bold, '–' where missing."""
     from srtbench import results as results_csv
     from srtbench import tables
@@ -45,7 +48,10 @@ def table(results, layout, fmt, compare, out, show_flags, attacks, title, per_se
             "--compare paper needs one of the paper's layouts (--layout table1 ... table9)")
     reference = tables.reference_results(compare) if compare else None
     frame = results_csv.collect(results)
-    text = renderer(tables.flags(frame) if show_flags else tables.build(frame, chosen, reference, per_seed=per_seed))
+    show = "flags" if show_flags else show
+    built = {"flags": tables.flags, "cost": tables.cost}[show](frame) if show != "accuracy" else \
+        tables.build(frame, chosen, reference, per_seed=per_seed)
+    text = renderer(built)
     if out:
         atomic_write_text(out, text)
     click.echo(text, nl=False)  # the renderers escape every cell themselves; rich's own styling codes stay

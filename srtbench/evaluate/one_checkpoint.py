@@ -16,6 +16,7 @@ from srtbench.attacks import AttackOutput, BuiltAttack, build
 from srtbench.errors import SrtbenchError
 from srtbench.evaluate.batches import run_attack
 from srtbench.evaluate.config import EvalConfig
+from srtbench.evaluate.cost import CountingModel, peak_memory
 from srtbench.evaluate.rows import key_columns, outcome_columns
 from srtbench.evaluate.targets import Target
 from srtbench.maximizers import predict
@@ -61,14 +62,22 @@ class CheckpointEvaluation:
         return (f"{self.out.stem}.examples/{t.sha256[:12]}-{name}-{_params_hash(params)}"
                 f"-f{fraction:g}-n{c.n}-s{c.seed}.pt")
 
-    def _outputs(self, attack: BuiltAttack, label: str) -> tuple[AttackOutput, float]:
-        """The attack's output on all examples and its wall time (minimum-norm runs serve every fraction)."""
+    def _outputs(self, attack: BuiltAttack, label: str) -> tuple[AttackOutput, dict[str, Any]]:
+        """The attack's output on all examples and its cost: wall time, the model's forward and backward passes (over
+        every rank) and peak memory.  A minimum-norm run serves every fraction, and each of their rows shows it."""
         if attack.run_key not in self.cache:
             task = self.progress.add_task(label, total=len(self.x), info="")
+            counted = CountingModel(self.t.model)
             start = time.perf_counter()
-            out = run_attack(self.t.model, attack, self.x, self.clean_pred, self.cfg.batch_size, self.device,
-                             self.cfg.seed, self.progress, task)
-            self.cache[attack.run_key] = (out, time.perf_counter() - start)
+            with peak_memory(self.device) as memory:
+                out = run_attack(counted, attack, self.x, self.clean_pred, self.cfg.batch_size, self.device,
+                                 self.cfg.seed, self.progress, task)
+            wall = time.perf_counter() - start
+            passes = distributed.gather((counted.forward_images, counted.backward_images), distributed.current())
+            self.cache[attack.run_key] = (out, {"wall_time_s": round(wall, 3),
+                                                "forward_passes": sum(f for f, _ in passes),
+                                                "backward_passes": sum(b for _, b in passes),
+                                                "peak_memory_mb": memory["mb"]})
         return self.cache[attack.run_key]
 
     def run(self, spec: str, fraction: float) -> AttackRun:
@@ -80,7 +89,7 @@ class CheckpointEvaluation:
         done = None if self.cfg.force else self._finished(key_row, side)
         if done is not None:
             return AttackRun(*done, atk.name, atk.group, fraction)
-        full, wall = self._outputs(atk, f"{self.t.label} · {spec} × {fraction:g}")
+        full, cost = self._outputs(atk, f"{self.t.label} · {spec} × {fraction:g}")
         out = atk.at_budget(full, self.x)
         adv_pred = predict(self.t.model, out.x_adv, self.cfg.batch_size, self.device)
         again = predict(self.t.model, out.x_adv, max(1, self.cfg.batch_size // 2 + 1), self.device)
@@ -90,7 +99,7 @@ class CheckpointEvaluation:
         if self.cfg.sanity:
             flags["zero_budget"] = self._zero_budget(spec, atk)
         row = {**key_row, **outcome_columns(ex, atk, self.clean_acc, self.device), "flags": flags, "per_example": side,
-               "wall_time_s": round(wall, 3)}
+               **cost}
         if distributed.current().main:  # rank 0 writes, the others hold the same outcomes
             results.write_per_example(self.out.parent / side, ex.as_dict(), row)
         return AttackRun(row, ex, atk.name, atk.group, fraction)

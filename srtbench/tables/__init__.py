@@ -16,11 +16,13 @@ One concept a module, each importing only those above it:
 layouts (Column, Layout, LAYOUTS) and model (Cell, Row, Group, Table); labels (a row name per model),
 seeds (training seeds), worst (the "Worst case" column), rows (a layout's rows and their cells);
 profile (the threat profile's columns and cells); paper (the paper's reference numbers); pivot (`build`);
-formatting (numbers as printed), formats (`render`); sanity (the sanity-flags table, `flags`).  This package only
+formatting (numbers as printed), formats (`render`); sanity (the sanity-flags table, `flags`); compute (the compute
+behind each row, `cost`).  This package only
 re-exports what callers use.
 """
 
 from srtbench.tables import profile  # noqa: F401  (registers the threat profile's column set and cells)
+from srtbench.tables.compute import cost
 from srtbench.tables.formats import FORMATS, render, to_markdown
 from srtbench.tables.formatting import fixed, format_value
 from srtbench.tables.labels import distinguish_models
@@ -31,5 +33,5 @@ from srtbench.tables.pivot import build
 from srtbench.tables.sanity import flags
 
 __all__ = ["FORMATS", "LAYOUTS", "PAPER_DIR", "Cell", "Column", "Group", "Layout", "Row", "Table",
-           "build", "distinguish_models", "fixed", "flags", "format_value", "reference_results", "render",
+           "build", "cost", "distinguish_models", "fixed", "flags", "format_value", "reference_results", "render",
            "to_markdown"]
