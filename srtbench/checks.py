@@ -30,16 +30,39 @@ def zero_budget(clean_acc: float, zero_acc: float, n: int) -> Flag:
                  "the attack leaves N(x) or the input pipeline differs between clean and attacked passes")
 
 
+PASSES = 8  # passes of the deterministic check, from which a random model's EOT sample count is estimated
+
+
+def eot_samples(logits: torch.Tensor) -> int:
+    """Passes per decision that tell the sign of an example's expected margin (top class minus the best other,
+    averaged over passes) at three standard errors: N = 9·(σ/|μ|)², in [2, 100], at the 90th percentile of σ/|μ|
+    over the examples (an attack decides the examples near the boundary, where the margin is small against its
+    spread).  `logits` (passes, B, classes)."""
+    top = logits.mean(0).argmax(1)
+    true = logits.gather(2, top[None, :, None].expand(len(logits), -1, 1)).squeeze(2)
+    other = logits.scatter(2, top[None, :, None].expand(len(logits), -1, 1), float("-inf")).amax(2)
+    margin = true - other
+    ratio = (margin.std(0) / margin.mean(0).abs().clamp_min(1e-6)).quantile(0.9).item()
+    return int(min(100, max(2, -(-9 * ratio**2 // 1))))
+
+
 def deterministic(model: nn.Module, x: torch.Tensor) -> Flag:
     """Eval-mode outputs repeat exactly and do not depend on the batch (BatchNorm statistics, dropout)."""
     with eval_mode(model), torch.no_grad():
-        a, b = model(x), model(x)
+        runs = torch.stack([model(x) for _ in range(PASSES)])
         single = torch.cat([model(x[i:i + 1]) for i in range(min(len(x), 8))])
-    repeat = (a - b).abs().max().item()
-    batch = (a[: len(single)] - single).abs().max().item()
+    repeat = (runs[0] - runs[1:]).abs().max().item()
+    batch = (runs[0, : len(single)] - single).abs().max().item()
+    if repeat > 0:  # random at inference: attacks must average over its randomness
+        n = eot_samples(runs)
+        hint = (f"the model is stochastic in eval mode (dropout left on, input noise, random transforms): attack it "
+                f"with EOT, N = {n} passes from the spread of its "
+                f"logits, e.g. --attacks 'pgd[eot={n}],autoattack[eot={n}]'")
+    else:
+        hint = ("the model is batch-dependent in eval mode (BatchNorm in train mode?); attacks then over- or "
+                "under-estimate robustness")
     return _flag(repeat == 0 and batch < 1e-3, f"max |Δlogit| repeated {repeat:.2g}, batch vs single {batch:.2g}",
-                 "the model is stochastic or batch-dependent in eval mode (dropout/BatchNorm in train mode?);"
-                 " attacks then over- or under-estimate robustness")
+                 hint)
 
 
 def in_neighborhood(inside: torch.Tensor) -> Flag:

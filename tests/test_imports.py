@@ -59,7 +59,7 @@ def cycle(graph: dict[str, set[str]]) -> list[str] | None:
 # writes them and the stages that read them import them.
 LAYERS = (
     ("srtbench", "errors", "registry", "files", "config", "runtime", "progress", "distributed"),
-    ("data", "models", "presets", "outcomes", "results", "measurements"),
+    ("data", "models", "broken", "presets", "outcomes", "results", "measurements"),
     ("checkpoint",),
     ("neighborhoods",),
     ("maximizers",),

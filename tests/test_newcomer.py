@@ -20,7 +20,8 @@ from tests import shipped
 # leaves them to this module, so that each runs once)
 TABLE = ("table", "results/", "--format", "markdown")
 FIGURE = ("plot", "budget", "results/", "--out", "figures/budget")
-COMMANDS = tuple(" ".join(("srtbench", *c)) for c in (TABLE, FIGURE))
+COST = ("table", "results/fmnist/quick", "--show", "cost")  # README: the compute behind the demo's rows
+COMMANDS = tuple(" ".join(("srtbench", *c)) for c in (TABLE, FIGURE, COST))
 
 
 def srtbench(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -64,6 +65,11 @@ def test_the_demo_then_the_table_and_the_figure_of_every_result(clone):
     figure = srtbench(*FIGURE, cwd=clone)
     assert "wrote figures/budget.png" in figure.stdout
     assert (clone / "figures" / "budget.png").stat().st_size > 0
+    # every demo row counted its attack's passes: PGD-40 makes at most 40 gradients per example, FGSM one
+    cost = srtbench(*COST, cwd=clone)
+    rows = [ln.split(" | ") for ln in cost.stdout.splitlines() if " | pgd | " in ln or " | fgsm | " in ln]
+    assert len(rows) == 6 and all(0 < float(r[5]) <= 40 for r in rows if r[1] == "pgd")
+    assert all(float(r[5]) == 1.0 for r in rows if r[1] == "fgsm")
     # the demo's PGD is models/reference.csv's measurement of the shipped models: they still score it
     reference = results.read(clone / "models" / "reference.csv").set_index("checkpoint")
     quick = clone / "results" / "fmnist" / "quick"

@@ -22,10 +22,15 @@ class AutoAttack(Attack):
         require(steps >= 1 and n_queries >= 1, "autoattack steps and n_queries must be >= 1")
         self.epsilon, self.steps, self.n_queries, self.n_target = epsilon, steps, n_queries, n_target_classes
 
-    def components(self, model, num_classes: int, seed: int) -> list:
+    def components(self, model, num_classes: int, seed: int, eot: int = 1) -> list:
+        """The cascade: the standard version's four attacks, or with `eot` > 1 the randomized version's (AutoAttack's
+        version='rand': APGD-CE and APGD-DLR, each gradient averaged over `eot` passes)."""
         import torchattacks as ta
 
         eps, k = self.epsilon, num_classes
+        if eot > 1:
+            return [ta.APGD(model, norm="Linf", eps=eps, steps=self.steps, n_restarts=1, seed=seed, loss=loss,
+                            eot_iter=eot) for loss in ("ce", "dlr")]
         return [
             ta.APGD(model, norm="Linf", eps=eps, steps=self.steps, n_restarts=1, seed=seed, loss="ce"),
             ta.APGDT(model, norm="Linf", eps=eps, steps=self.steps, n_restarts=1, seed=seed, n_classes=k),
@@ -35,13 +40,19 @@ class AutoAttack(Attack):
         ]
 
     def __call__(self, model, x, target, gen=None):
+        return self._cascade(model, x, target, gen, eot=1)
+
+    def expectation(self, model, x, target, gen, samples):
+        return self._cascade(model, x, target, gen, eot=samples)
+
+    def _cascade(self, model, x, target, gen, eot: int) -> AttackOutput:
         seed = batch_seed(gen) if gen is not None else 0
         x_adv = x.clone()
         with eval_mode(model):
             with torch.no_grad():
                 logits = model(x)
             robust = logits.argmax(1) == target
-            for component in self.components(model, logits.shape[1], seed) if self.epsilon > 0 else []:
+            for component in self.components(model, logits.shape[1], seed, eot) if self.epsilon > 0 else []:
                 rows = robust.nonzero().squeeze(1)
                 if not len(rows):
                     break

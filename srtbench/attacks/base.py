@@ -70,6 +70,13 @@ class Attack(ABC):
                  gen: torch.Generator | None = None) -> AttackOutput:
         """Adversarial examples that move `model`'s prediction away from `target`."""
 
+    def expectation(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor, gen, samples: int) -> AttackOutput:
+        """The attack against a model that is random at inference, over `samples` passes (EOT, `attacks/eot.py`):
+        by default the attack itself on the expected model; an attack with its own EOT (AutoAttack's) overrides."""
+        from srtbench.attacks.eot import ExpectedModel
+
+        return self(ExpectedModel(model, samples), x, target, gen)
+
 
 # ---------------------------------------------------------------- registration: every fact about an attack
 
@@ -173,9 +180,12 @@ class BuiltAttack:
     params: dict[str, Any]
     budget: dict[str, float]
     budget_source: dict[str, str]  # per budget: checkpoint, dataset or command line
+    eot: int = 1  # passes of the model per gradient and per decision (`attack[eot=N]`); 1: the plain attack
 
     def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                  gen: torch.Generator | ExampleRNG | None = None) -> AttackOutput:
+        if self.eot > 1:
+            return self.algorithm.expectation(model, x, target, gen, self.eot)
         return self.algorithm(model, x, target, gen)
 
     @property

@@ -27,11 +27,18 @@ class NeighborhoodAttack(Attack):
     def __init__(self, neighborhood: Neighborhood, maximizer: Callable, loss: Callable = cross_entropy):
         self.neighborhood, self.maximizer, self.loss = neighborhood, maximizer, loss
 
-    def __call__(self, model, x, target, gen=None):
-        theta = self.maximizer(model, self.neighborhood, x, target, self.loss, misclassified, gen)
+    def __call__(self, model, x, target, gen=None, done=misclassified):
+        theta = self.maximizer(model, self.neighborhood, x, target, self.loss, done, gen)
         x_adv = self.neighborhood.apply(x, theta).detach()
         inside = self.neighborhood.contains(theta) & self.neighborhood.contains_image(x, x_adv) & in_box(x_adv)
         return AttackOutput(x_adv, inside, no_distance(x))
+
+    def expectation(self, model, x, target, gen, samples):
+        """EOT: the maximizer on the expected model, every step taken: crossing the expected decision boundary by a
+        hair (where early stopping would halt) leaves the vote of fresh passes to chance."""
+        from srtbench.attacks.eot import ExpectedModel
+
+        return self(ExpectedModel(model, samples), x, target, gen, done=None)
 
 
 def pixel_ball(epsilon: float) -> PixelBall:

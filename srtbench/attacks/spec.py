@@ -93,7 +93,9 @@ def resolve(spec: str, dataset: str, trained: dict | None = None) -> tuple[str, 
     for item in filter(None, (s.strip() for s in (body or "").split(","))):
         require("=" in item, f"{name}[{item}]: write key=value")
         k, v = (s.strip() for s in item.split("=", 1))
-        require(k in params, f"{name} has no setting {k!r}; settings: {', '.join(params)}")
+        if k == "eot" and k not in params:  # every attack takes it (attacks/eot.py); recorded only where given
+            params[k] = 1
+        require(k in params, f"{name} has no setting {k!r}; settings: {', '.join(params)}, eot")
         require(k not in given, f"{name}[...] sets {k} twice")
         given[k] = _convert(v, params[k], k, name)
     sources = {k: "dataset" for k in info.budget if k != "step_size"}
@@ -103,6 +105,9 @@ def resolve(spec: str, dataset: str, trained: dict | None = None) -> tuple[str, 
                 params["step_size"] = float(f"{params['step_size'] * v / params['epsilon']:.6g}")
             params[k], sources[k] = v, "checkpoint"
     params.update(given)
+    require(params.get("eot", 1) >= 1, f"{name}[eot={params.get('eot')}] must be at least 1 pass")
+    if params.get("eot") == 1:
+        del params["eot"]  # one pass is the plain attack: its rows keep the plain attack's key
     sources.update({k: "command line" for k in given if k in sources})
     return name, params, sources
 
@@ -119,6 +124,7 @@ def build(spec: str, dataset: str, fraction: float = 1.0, trained: dict | None =
     every budget multiplied by `fraction`; an attack whose draws depend on the batch records `batch_size`."""
     require(math.isfinite(fraction) and 0 <= fraction <= 1, f"fraction must be in [0, 1], got {fraction:g}")
     name, params, sources = resolve(spec, dataset, trained)
+    eot = params.pop("eot", 1)
     info = attack_info(name)
     for k in info.budget:
         require(params[k] >= 0, f"{name}[{k}={params[k]:g}] must be >= 0")
@@ -127,8 +133,8 @@ def build(spec: str, dataset: str, fraction: float = 1.0, trained: dict | None =
         algorithm = ATTACKS.get(name)(**scaled)
     except (TypeError, ValueError) as err:
         raise SrtbenchError(f"{name}: {err}") from None
-    record = {"library": info.library, **params}  # a `library` setting wins
+    record = {"library": info.library, **params, **({"eot": eot} if eot > 1 else {})}  # a `library` setting wins
     if algorithm.batch_dependent and batch_size is not None:
         record["batch_size"] = batch_size
     return BuiltAttack(name, algorithm, info, record, {k: float(scaled[k]) for k in info.budget if k != "step_size"},
-                       sources)
+                       sources, eot)

@@ -21,7 +21,8 @@ class EvalConfig:
     data_dir: str | None = field(None, "folder holding the dataset files")
     out: str = field("results/eval.csv", "results CSV (per-example files go to NAME.examples/ beside it)")
     force: bool = field(False, "recompute rows that already exist in --out")
-    model: str | None = field(None, "module:function building a foreign model; CKPT is then its state dict")
+    model: str | None = field(None, "module:function building a foreign model (CKPT is then its state dict), or "
+                              "zoo:NAME, CKPT's model inside a broken defense (quantized, noisy, saturated, ...)")
     sanity: bool = field(True, "run the sanity checks (a few extra attack runs on 64 examples)")
 
     def __post_init__(self):

@@ -13,6 +13,7 @@ import torch
 
 from srtbench import checks, distributed, results
 from srtbench.attacks import AttackOutput, BuiltAttack, build
+from srtbench.attacks.eot import mode, vote
 from srtbench.errors import SrtbenchError
 from srtbench.evaluate.batches import run_attack
 from srtbench.evaluate.config import EvalConfig
@@ -47,6 +48,7 @@ class CheckpointEvaluation:
         self.existing, self.progress = existing, progress
         self.out = Path(cfg.out)
         self.clean_pred = predict(target.model, x, cfg.batch_size, device)
+        self._clean = {1: self.clean_pred}  # C(x) per number of EOT passes
         self.index = torch.arange(len(x))
         self.cache: dict[str, AttackOutput] = {}
         self.zero_flags: dict[str, dict] = {}
@@ -56,6 +58,18 @@ class CheckpointEvaluation:
     @property
     def clean_acc(self) -> float:
         return accuracy(self.clean_pred == self.y)
+
+    def clean(self, samples: int) -> torch.Tensor:
+        """C(x): one pass, or under EOT the most frequent class of `samples` passes (attacks/eot.py)."""
+        if samples not in self._clean:
+            self._clean[samples] = mode(self.t.model, self.x, samples, self.cfg.batch_size, self.device)
+        return self._clean[samples]
+
+    def _predict(self, x_adv: torch.Tensor, atk: BuiltAttack, batch_size: int) -> torch.Tensor:
+        """The prediction a row counts: one pass, or under EOT a majority vote of fresh passes."""
+        if atk.eot == 1:
+            return predict(self.t.model, x_adv, batch_size, self.device)
+        return vote(self.t.model, x_adv, self.clean(atk.eot), atk.eot, batch_size, self.device)
 
     def _side_path(self, name: str, params: dict, fraction: float) -> str:
         t, c = self.t, self.cfg
@@ -70,7 +84,7 @@ class CheckpointEvaluation:
             counted = CountingModel(self.t.model)
             start = time.perf_counter()
             with peak_memory(self.device) as memory:
-                out = run_attack(counted, attack, self.x, self.clean_pred, self.cfg.batch_size, self.device,
+                out = run_attack(counted, attack, self.x, self.clean(attack.eot), self.cfg.batch_size, self.device,
                                  self.cfg.seed, self.progress, task)
             wall = time.perf_counter() - start
             passes = distributed.gather((counted.forward_images, counted.backward_images), distributed.current())
@@ -91,15 +105,16 @@ class CheckpointEvaluation:
             return AttackRun(*done, atk.name, atk.group, fraction)
         full, cost = self._outputs(atk, f"{self.t.label} · {spec} × {fraction:g}")
         out = atk.at_budget(full, self.x)
-        adv_pred = predict(self.t.model, out.x_adv, self.cfg.batch_size, self.device)
-        again = predict(self.t.model, out.x_adv, max(1, self.cfg.batch_size // 2 + 1), self.device)
-        ex = Examples(self.index, self.y, self.clean_pred, adv_pred, out.distance)
+        adv_pred = self._predict(out.x_adv, atk, self.cfg.batch_size)
+        again = self._predict(out.x_adv, atk, max(1, self.cfg.batch_size // 2 + 1))
+        clean = self.clean(atk.eot)
+        ex = Examples(self.index, self.y, clean, adv_pred, out.distance)
         flags = {**self.common_flags, "in_neighborhood": checks.in_neighborhood(out.inside),
                  "reclassified": checks.reclassified(adv_pred, again)}
         if self.cfg.sanity:
             flags["zero_budget"] = self._zero_budget(spec, atk)
-        row = {**key_row, **outcome_columns(ex, atk, self.clean_acc, self.device), "flags": flags, "per_example": side,
-               **cost}
+        row = {**key_row, **outcome_columns(ex, atk, accuracy(clean == self.y), self.device), "flags": flags,
+               "per_example": side, **cost}
         if distributed.current().main:  # rank 0 writes, the others hold the same outcomes
             results.write_per_example(self.out.parent / side, ex.as_dict(), row)
         return AttackRun(row, ex, atk.name, atk.group, fraction)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from srtbench import results
+from srtbench.broken import wrap
 from srtbench.checkpoint import check_dtypes
 from srtbench.checkpoint import load as load_checkpoint
 from srtbench.config import require
@@ -27,6 +28,8 @@ from srtbench.evaluate.config import EvalConfig
 from srtbench.maximizers import eval_mode
 from srtbench.neighborhoods import budget_record
 from srtbench.runtime import check_writable
+
+ZOO = "zoo:"  # `--model zoo:NAME`: a broken defense of srtbench/broken.py around the checkpoint's model
 
 
 @dataclass
@@ -55,8 +58,17 @@ def sha256(path: str | Path) -> str:
 
 
 def load_target(path: str, cfg: EvalConfig) -> Target:
-    if cfg.model is not None:
+    zoo = cfg.model[len(ZOO):] if cfg.model and cfg.model.startswith(ZOO) else None
+    if cfg.model is not None and zoo is None:
         return _foreign_target(path, cfg)
+    target = _checkpoint_target(path, cfg)
+    if zoo is not None:  # the checkpoint's model inside a broken defense (srtbench/broken.py)
+        target.model, target.label = wrap(zoo, target.model), f"{target.label} in {zoo}"
+        target.model_name = f"{target.model_name} in {cfg.model}"
+    return target
+
+
+def _checkpoint_target(path: str, cfg: EvalConfig) -> Target:
     ckpt = load_checkpoint(path)
     meta = ckpt.meta
     if cfg.dataset is not None and meta["dataset"] != cfg.dataset:
