@@ -49,8 +49,11 @@ class Wrapper(nn.Module):
 class Quantized(Wrapper):
     levels = 5
 
+    def preprocess(self, x):  # declared, so that `attack[bpda=identity]` can replace its backward pass
+        return torch.round(x * (self.levels - 1)) / (self.levels - 1)
+
     def forward(self, x):
-        return self.model(torch.round(x * (self.levels - 1)) / (self.levels - 1))
+        return self.model(self.preprocess(x))
 
 
 @broken("noisy", "Gaussian noise (σ 0.2) on the input at every pass: one pass's gradient follows one draw",
@@ -81,8 +84,11 @@ class Detached(Wrapper):
 class JpegLike(Wrapper):
     step = 0.1  # quantization step of the orthonormal DCT coefficients
 
+    def preprocess(self, x):
+        return jpeg_like(x, self.step)
+
     def forward(self, x):
-        return self.model(jpeg_like(x, self.step))
+        return self.model(self.preprocess(x))
 
 
 @broken("softmax", "probabilities instead of logits: cross-entropy on them is nearly flat",
@@ -120,6 +126,17 @@ def jpeg_like(x: torch.Tensor, step: float, block: int = 8) -> torch.Tensor:
     back = d.T @ (torch.round(coeffs / step) * step) @ d
     out = back.permute(0, 1, 2, 4, 3, 5).reshape(b, c, h + ph, w + pw)
     return out[..., :h, :w].clamp(0, 1)
+
+
+class Preprocessed(Wrapper):
+    """A model behind an input transform it declares (`--preprocess module:function`), which BPDA can see."""
+
+    def __init__(self, model: nn.Module, preprocess):
+        super().__init__(model)
+        self.preprocess = preprocess
+
+    def forward(self, x):
+        return self.model(self.preprocess(x))
 
 
 def wrap(name: str, model: nn.Module) -> nn.Module:

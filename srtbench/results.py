@@ -69,7 +69,9 @@ COLUMNS = (
     "timestamp",
 )
 
-KEY = ("checkpoint_sha256", "attack", "attack_params", "fraction", "n", "seed")
+# a row's identity: the file attacked and the model built around it (a broken defense or a --preprocess wraps it),
+# the attack with its settings, the fraction, the examples
+KEY = ("checkpoint_sha256", "model", "attack", "attack_params", "fraction", "n", "seed")
 JSON_COLUMNS = ("defense_params", "train_budget", "attack_params", "budget", "budget_source", "flags")
 PERCENT_COLUMNS = ("clean_acc", "robust_acc", "robust_ci_low", "robust_ci_high")
 WHOLE_COLUMNS = ("n", "seed", "train_seed", "n_labeled", "n_unlabeled", "forward_passes", "backward_passes")

@@ -58,7 +58,7 @@ def cycle(graph: dict[str, set[str]]) -> list[str] | None:
 # -> recipe -> cli); the file formats (checkpoint, results) and plain records sit low, since both the stage that
 # writes them and the stages that read them import them.
 LAYERS = (
-    ("srtbench", "errors", "registry", "files", "config", "runtime", "progress", "distributed"),
+    ("srtbench", "errors", "registry", "files", "config", "runtime", "progress", "distributed", "usercode"),
     ("data", "models", "broken", "presets", "outcomes", "results", "measurements"),
     ("checkpoint",),
     ("neighborhoods",),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from srtbench import recipes, results
-from srtbench.attacks import ATTACKS
+from srtbench.attacks import battery
 from tests import shipped
 
 # the mission's two commands over everything in results/: run here after the demo (README's test of its commands
@@ -93,4 +93,4 @@ def test_train_then_evaluate_with_every_attack_from_an_empty_folder(tmp_path, fm
     evaluated = srtbench("evaluate", "runs/srt-pixel.pt", "--attacks", "all", "--n", "2", cwd=empty)
     assert "rows in results/eval.csv" in evaluated.stdout  # the default output path
     frame = results.read(empty / "results" / "eval.csv")
-    assert set(frame["attack"]) == set(ATTACKS.names()) and (frame["n"] == 2).all()
+    assert set(frame["attack"]) == set(battery()) and (frame["n"] == 2).all()

@@ -26,6 +26,7 @@ from srtbench.attacks import minimum_norm  # noqa: F401  (registers cw-l2, ddn)
 from srtbench.attacks import pointwise  # noqa: F401  (registers pointwise)
 from srtbench.attacks import derived  # noqa: F401  (registers NAME-pgd, NAME-grid, NAME-rand of every threat)
 from srtbench.attacks import autoattack  # noqa: F401  (registers autoattack)
+from srtbench.attacks import transfer  # noqa: F401  (registers transfer)
 # isort: on
 from srtbench.attacks.base import (
     ATTACKS,
@@ -38,6 +39,7 @@ from srtbench.attacks.base import (
     attack_defaults,
     attack_info,
     batch_seed,
+    battery,
     cover_pairs,
     header,
     must_beat_pairs,
@@ -49,6 +51,6 @@ from srtbench.attacks.spec import SOURCES, build, parse, resolve, split_specs, t
 
 __all__ = [
     "ATTACKS", "NORMS", "SOURCES", "Attack", "AttackInfo", "AttackOutput", "BuiltAttack", "attack", "attack_defaults",
-    "attack_info", "batch_seed", "build", "cover_pairs", "header", "must_beat_pairs", "neighborhood", "paper_order",
-    "parse", "rank", "resolve", "split_specs", "trained_budget",
+    "attack_info", "battery", "batch_seed", "build", "cover_pairs", "header", "must_beat_pairs", "neighborhood",
+    "paper_order", "parse", "rank", "resolve", "split_specs", "trained_budget",
 ]

@@ -102,6 +102,7 @@ class AttackInfo:
     covers: tuple[str, ...] = ()  # attacks whose threat set it contains: it breaks every example they break
     quick: str = ""  # settings `k=v,...` under which it runs in seconds (the test battery)
     norm: str = "linf"  # how its pixel-wise part is measured: linf, l2 or l0 (ℓ2/ℓ0 attacks are their own groups)
+    in_all: bool = True  # `--attacks all` runs it (transfer, which needs a second model, runs when named)
 
     @property
     def group(self) -> str:
@@ -150,6 +151,11 @@ def paper_order() -> list[str]:
     return sorted(ATTACKS.names(), key=lambda name: attack_info(name).order)
 
 
+def battery() -> list[str]:
+    """What `--attacks all` runs: every registered attack that needs nothing beyond the attacked model."""
+    return [name for name in ATTACKS.names() if attack_info(name).in_all]
+
+
 def rank(name: str) -> int:
     """The place of attack `name` in the paper's column order (after every registered one if not registered)."""
     order = paper_order()
@@ -181,12 +187,16 @@ class BuiltAttack:
     budget: dict[str, float]
     budget_source: dict[str, str]  # per budget: checkpoint, dataset or command line
     eot: int = 1  # passes of the model per gradient and per decision (`attack[eot=N]`); 1: the plain attack
+    bpda: str = ""  # the backward pass of the model's `preprocess` (`attack[bpda=identity]`); "": its own
 
     def __call__(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                  gen: torch.Generator | ExampleRNG | None = None) -> AttackOutput:
-        if self.eot > 1:
-            return self.algorithm.expectation(model, x, target, gen, self.eot)
-        return self.algorithm(model, x, target, gen)
+        from srtbench.attacks.bpda import straight_through
+
+        with straight_through(model, self.bpda):
+            if self.eot > 1:
+                return self.algorithm.expectation(model, x, target, gen, self.eot)
+            return self.algorithm(model, x, target, gen)
 
     @property
     def group(self) -> str:

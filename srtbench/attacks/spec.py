@@ -9,7 +9,7 @@ import math
 import re
 from typing import Any
 
-from srtbench.attacks.base import ATTACKS, AttackInfo, BuiltAttack, attack_defaults, attack_info
+from srtbench.attacks.base import ATTACKS, AttackInfo, BuiltAttack, attack_defaults, attack_info, battery
 from srtbench.config import require
 from srtbench.errors import SrtbenchError
 from srtbench.neighborhoods import NEIGHBORHOODS, part_budget, threat_parts
@@ -30,7 +30,7 @@ def split_specs(text: str) -> list[str]:
     out.append(cur)
     specs = [s.strip() for s in out if s.strip()]
     require(bool(specs), "--attacks is empty")
-    expanded = [name for s in specs for name in (ATTACKS.names() if s == "all" else [s])]
+    expanded = [name for s in specs for name in (battery() if s == "all" else [s])]
     twice = sorted({s for s in expanded if expanded.count(s) > 1})
     require(not twice, f"--attacks lists {', '.join(twice)} twice (their rows would share one key)")
     return expanded
@@ -52,6 +52,9 @@ def _convert(text: str, default: Any, key: str, name: str) -> Any:
     return text
 
 
+# settings every attack takes, with the value that leaves it the plain attack (not recorded then, so its rows keep
+# the plain attack's key): EOT's passes (attacks/eot.py) and BPDA's backward pass (attacks/bpda.py)
+UNIVERSAL = {"eot": 1, "bpda": ""}
 SOURCES = ("checkpoint", "dataset", "command line")  # where a budget came from (the CSV's budget_source)
 
 
@@ -93,9 +96,9 @@ def resolve(spec: str, dataset: str, trained: dict | None = None) -> tuple[str, 
     for item in filter(None, (s.strip() for s in (body or "").split(","))):
         require("=" in item, f"{name}[{item}]: write key=value")
         k, v = (s.strip() for s in item.split("=", 1))
-        if k == "eot" and k not in params:  # every attack takes it (attacks/eot.py); recorded only where given
-            params[k] = 1
-        require(k in params, f"{name} has no setting {k!r}; settings: {', '.join(params)}, eot")
+        if k in UNIVERSAL and k not in params:
+            params[k] = UNIVERSAL[k]
+        require(k in params, f"{name} has no setting {k!r}; settings: {', '.join([*params, *UNIVERSAL])}")
         require(k not in given, f"{name}[...] sets {k} twice")
         given[k] = _convert(v, params[k], k, name)
     sources = {k: "dataset" for k in info.budget if k != "step_size"}
@@ -106,8 +109,11 @@ def resolve(spec: str, dataset: str, trained: dict | None = None) -> tuple[str, 
             params[k], sources[k] = v, "checkpoint"
     params.update(given)
     require(params.get("eot", 1) >= 1, f"{name}[eot={params.get('eot')}] must be at least 1 pass")
-    if params.get("eot") == 1:
-        del params["eot"]  # one pass is the plain attack: its rows keep the plain attack's key
+    require(params.get("bpda", "") in ("", "identity") or all(str(params["bpda"]).partition(":")[::2]),
+            f"{name}[bpda={params.get('bpda')}] must be identity or module:function")
+    for k, neutral in UNIVERSAL.items():
+        if params.get(k) == neutral:
+            del params[k]
     sources.update({k: "command line" for k in given if k in sources})
     return name, params, sources
 
@@ -124,7 +130,7 @@ def build(spec: str, dataset: str, fraction: float = 1.0, trained: dict | None =
     every budget multiplied by `fraction`; an attack whose draws depend on the batch records `batch_size`."""
     require(math.isfinite(fraction) and 0 <= fraction <= 1, f"fraction must be in [0, 1], got {fraction:g}")
     name, params, sources = resolve(spec, dataset, trained)
-    eot = params.pop("eot", 1)
+    eot, bpda = params.pop("eot", 1), params.pop("bpda", "")
     info = attack_info(name)
     for k in info.budget:
         require(params[k] >= 0, f"{name}[{k}={params[k]:g}] must be >= 0")
@@ -133,8 +139,9 @@ def build(spec: str, dataset: str, fraction: float = 1.0, trained: dict | None =
         algorithm = ATTACKS.get(name)(**scaled)
     except (TypeError, ValueError) as err:
         raise SrtbenchError(f"{name}: {err}") from None
-    record = {"library": info.library, **params, **({"eot": eot} if eot > 1 else {})}  # a `library` setting wins
+    adaptive = {k: v for k, v in (("eot", eot), ("bpda", bpda)) if v != UNIVERSAL[k]}
+    record = {"library": info.library, **params, **adaptive}  # a `library` setting wins
     if algorithm.batch_dependent and batch_size is not None:
         record["batch_size"] = batch_size
     return BuiltAttack(name, algorithm, info, record, {k: float(scaled[k]) for k in info.budget if k != "step_size"},
-                       sources, eot)
+                       sources, eot, bpda)

@@ -47,6 +47,7 @@ class DatasetSpec:
     display: str = ""  # its name in tables and figures (default: its registered name)
     table_order: int = 100  # tables and figures show datasets by this, then by name (the paper's order: 0, 1, ...)
     paper_stand_in: str | None = None  # the paper's dataset whose reference numbers it is compared with, if not itself
+    standard_model: str = ""  # a shipped standard-trained checkpoint (under the repository), the transfer surrogate
 
     @property
     def input_values(self) -> int:

@@ -23,6 +23,8 @@ class EvalConfig:
     force: bool = field(False, "recompute rows that already exist in --out")
     model: str | None = field(None, "module:function building a foreign model (CKPT is then its state dict), or "
                               "zoo:NAME, CKPT's model inside a broken defense (quantized, noisy, saturated, ...)")
+    preprocess: str | None = field(None, "module:function: an input transform applied before the model, which the "
+                                   "model then declares (attack[bpda=identity] replaces its backward pass)")
     sanity: bool = field(True, "run the sanity checks (a few extra attack runs on 64 examples)")
 
     def __post_init__(self):
@@ -37,4 +39,6 @@ class EvalConfig:
                 f"--fractions lists a value twice: {','.join(f'{f:g}' for f in self.fractions)}")
         require(self.model is None or all(self.model.partition(":")[::2]),
                 f"--model must be module:function, got {self.model!r}")
+        require(self.preprocess is None or all(self.preprocess.partition(":")[::2]),
+                f"--preprocess must be module:function, got {self.preprocess!r}")
 

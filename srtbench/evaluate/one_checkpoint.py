@@ -73,8 +73,9 @@ class CheckpointEvaluation:
 
     def _side_path(self, name: str, params: dict, fraction: float) -> str:
         t, c = self.t, self.cfg
-        return (f"{self.out.stem}.examples/{t.sha256[:12]}-{name}-{_params_hash(params)}"
-                f"-f{fraction:g}-n{c.n}-s{c.seed}.pt")
+        # a wrapped model's outcomes are its own; the plain model's file names stay as they were
+        settings = _params_hash({**params, "model": t.model_name} if t.wrapped else params)
+        return f"{self.out.stem}.examples/{t.sha256[:12]}-{name}-{settings}-f{fraction:g}-n{c.n}-s{c.seed}.pt"
 
     def _outputs(self, attack: BuiltAttack, label: str) -> tuple[AttackOutput, dict[str, Any]]:
         """The attack's output on all examples and its cost: wall time, the model's forward and backward passes (over

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import inspect
-import os
-import sys
 from dataclasses import dataclass, fields
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -17,7 +14,7 @@ import torch
 from torch import nn
 
 from srtbench import results
-from srtbench.broken import wrap
+from srtbench.broken import Preprocessed, wrap
 from srtbench.checkpoint import check_dtypes
 from srtbench.checkpoint import load as load_checkpoint
 from srtbench.config import require
@@ -28,6 +25,7 @@ from srtbench.evaluate.config import EvalConfig
 from srtbench.maximizers import eval_mode
 from srtbench.neighborhoods import budget_record
 from srtbench.runtime import check_writable
+from srtbench.usercode import import_callable
 
 ZOO = "zoo:"  # `--model zoo:NAME`: a broken defense of srtbench/broken.py around the checkpoint's model
 
@@ -47,6 +45,7 @@ class Target:
     model_name: str
     trained: dict | None = None  # the threat config it was trained against (its budgets become the attacks')
     training: dict = dataclass_field(default_factory=dict)  # the results row's training columns (train_seed, ...)
+    wrapped: bool = False  # inside a broken defense or behind a --preprocess: its rows and side files are its own
 
 
 def sha256(path: str | Path) -> str:
@@ -60,11 +59,18 @@ def sha256(path: str | Path) -> str:
 def load_target(path: str, cfg: EvalConfig) -> Target:
     zoo = cfg.model[len(ZOO):] if cfg.model and cfg.model.startswith(ZOO) else None
     if cfg.model is not None and zoo is None:
-        return _foreign_target(path, cfg)
+        return _preprocessed(_foreign_target(path, cfg), cfg)
     target = _checkpoint_target(path, cfg)
     if zoo is not None:  # the checkpoint's model inside a broken defense (srtbench/broken.py)
         target.model, target.label = wrap(zoo, target.model), f"{target.label} in {zoo}"
-        target.model_name = f"{target.model_name} in {cfg.model}"
+        target.model_name, target.wrapped = f"{target.model_name} in {cfg.model}", True
+    return _preprocessed(target, cfg)
+
+
+def _preprocessed(target: Target, cfg: EvalConfig) -> Target:
+    if cfg.preprocess is not None:  # behind the transform, which it declares (attacks/bpda.py)
+        target.model = Preprocessed(target.model, import_callable(cfg.preprocess, f"--preprocess {cfg.preprocess}"))
+        target.model_name, target.wrapped = f"{cfg.preprocess} then {target.model_name}", True
     return target
 
 
@@ -129,16 +135,8 @@ def _foreign_target(path: str, cfg: EvalConfig) -> Target:
 
 
 def _import_builder(module_name: str, fn_name: str, spec: str):
-    """The builder named by `--model module:function`; a module in the current folder counts, as under `python -m`
-    (the `srtbench` script's sys.path lacks the current folder)."""
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        builder = getattr(importlib.import_module(module_name), fn_name)
-    except Exception as err:  # noqa: BLE001 - importing user code may raise anything (SyntaxError included)
-        raise SrtbenchError(f"--model {spec}: cannot import ({describe(err, 160)})") from None
-    if not callable(builder):
-        raise SrtbenchError(f"--model {spec}: {fn_name} is not callable ({type(builder).__name__})")
+    """The builder named by `--model module:function` (a module in the current folder counts)."""
+    builder = import_callable(spec, f"--model {spec}")
     try:
         params = inspect.signature(builder).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature: calling them will tell
