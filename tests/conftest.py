@@ -111,18 +111,3 @@ def embedded_ray(fmnist_train):
     yield ray
     ray.shutdown()
 
-
-# the longest units of work (`--durations`, measured 2026-12-05: the demo 120 s, the Ray group 130 s, blur 40 s,
-# the empty-folder sequence 40 s), handed out first: `make test`'s workers take them while the short tests fill in
-# around them, instead of one worker starting a two-minute test when the other has nothing left
-LONGEST_FIRST = ("tests/test_newcomer.py::test_the_demo", "tests/test_scheduler.py",
-                 "tests/test_sweep.py::test_the_tiny_sweep_runs_on_ray", "tests/test_threats.py::test_srt_against_blur",
-                 "tests/test_newcomer.py::test_train_then_evaluate")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item) -> int:
-        found = (i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix))
-        return next(found, len(LONGEST_FIRST))
-
-    items.sort(key=rank)  # stable: the rest keep their order
