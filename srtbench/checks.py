@@ -65,6 +65,37 @@ def deterministic(model: nn.Module, x: torch.Tensor) -> Flag:
                  hint)
 
 
+def probabilities(model: nn.Module, x: torch.Tensor) -> Flag:
+    """The model outputs logits, not probabilities (after Pintor et al. 2022's indicators): rows of non-negative
+    numbers summing to 1 make cross-entropy on them nearly flat, so gradient attacks stall."""
+    with eval_mode(model), torch.no_grad():
+        out = model(x)
+    rows = int(((out >= 0).all(1) & ((out.sum(1) - 1).abs() < 1e-4)).sum())
+    return _flag(rows < len(x), f"{rows} of {len(x)} output rows are probabilities (non-negative, summing to 1)",
+                 "the model outputs probabilities: attack it with a loss that does not saturate, cw (the C&W margin "
+                 "at the PGD budget), or wrap it so that it returns their logarithm")
+
+
+def input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Flag:
+    """Cross-entropy has a non-zero gradient with respect to every clean input (after Pintor et al. 2022): a zero or
+    underflowed one means gradient attacks cannot start (quantized or detached inputs, saturated logits)."""
+    x = x.clone().requires_grad_(True)
+    with eval_mode(model):
+        out = model(x)
+        grad = torch.autograd.grad(torch.nn.functional.cross_entropy(out, y, reduction="sum"), x,
+                                   allow_unused=True)[0] if out.requires_grad else None
+    flat = (grad.flatten(1).abs().amax(1) < 1e-30).sum().item() if grad is not None else len(x)
+    return _flag(flat == 0, f"{flat} of {len(x)} clean inputs have a zero input gradient",
+                 "gradients vanish before the attack starts: try bpda=identity (a non-differentiable transform), "
+                 "transfer (a cut gradient) or cw (saturated logits)")
+
+
+def of_the_model(model: nn.Module, x: torch.Tensor, pred: torch.Tensor) -> dict[str, Flag]:
+    """The flags every row of a model shares, on clean images `x` and the model's predictions `pred` of them."""
+    return {"deterministic": deterministic(model, x), "probabilities": probabilities(model, x),
+            "input_gradients": input_gradients(model, x, pred)}
+
+
 def in_neighborhood(inside: torch.Tensor) -> Flag:
     """Every x' lies inside N(x) (its budget) and in [0, 1]."""
     bad = int((~inside).sum())

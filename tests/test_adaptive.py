@@ -172,3 +172,22 @@ def test_transfer_without_a_shipped_surrogate_asks_for_one():
     with pytest.raises(SrtbenchError, match="surrogate=CKPT"):
         build("transfer", "mnist")
     assert "transfer" not in battery()  # `--attacks all` needs no second model
+
+
+# ---------------------------------------------------------------- indicators of attack failure (model-level)
+
+
+@pytest.mark.parametrize("name,fires", [("saturated", "input_gradients"), ("quantized", "input_gradients"),
+                                        ("detached", "input_gradients"), ("softmax", "probabilities")])
+def test_an_indicator_fires_on_the_broken_defense_it_describes(name, fires, trained_cnn, test_batch):
+    from srtbench import checks
+
+    x = test_batch[0][:64]
+    with torch.no_grad():
+        pred = trained_cnn(x).argmax(1)
+    found = {"input_gradients": checks.input_gradients(wrap(name, trained_cnn), x, pred),
+             "probabilities": checks.probabilities(wrap(name, trained_cnn), x)}
+    assert found[fires]["status"] == "WARN", found
+    honest = {"input_gradients": checks.input_gradients(trained_cnn, x, pred),
+              "probabilities": checks.probabilities(trained_cnn, x)}
+    assert all(f["status"] == "PASS" for f in honest.values()), honest

@@ -50,10 +50,10 @@ class CheckpointEvaluation:
         self.clean_pred = predict(target.model, x, cfg.batch_size, device)
         self._clean = {1: self.clean_pred}  # C(x) per number of EOT passes
         self.index = torch.arange(len(x))
-        self.cache: dict[str, AttackOutput] = {}
-        self.zero_flags: dict[str, dict] = {}
-        self.runs: list[AttackRun] = []
-        self.common_flags = {"deterministic": checks.deterministic(target.model, x[:SUBSET].to(device))}
+        # run key -> (output, cost); the sanity runs' flags; one AttackRun per row
+        self.cache, self.zero_flags, self.runs = {}, {}, []
+        sample = x[:SUBSET].to(device)
+        self.common_flags = checks.of_the_model(target.model, sample, self.clean_pred[:SUBSET].to(device))
 
     @property
     def clean_acc(self) -> float:
