@@ -5,6 +5,8 @@ non-differentiable input transform, `transfer` for a model whose own gradients a
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -164,6 +166,9 @@ def test_transfer_breaks_a_model_whose_input_is_detached_as_if_it_were_undefende
     transfer = rows[wrapped & (rows["attack"] == "transfer")]["robust_acc"].iloc[0]
     undefended = rows[~wrapped]["robust_acc"].iloc[0]
     assert masked > undefended + 30 and abs(transfer - undefended) <= 5, (masked, transfer, undefended)
+    # the indicator: transfer stronger than white-box PGD, on the detached model's rows
+    flags = json.loads(rows[wrapped & (rows["attack"] == "pgd")]["flags"].iloc[0])
+    assert flags["order_pgd_vs_transfer"]["status"] == "WARN", flags
 
 
 def test_transfer_without_a_shipped_surrogate_asks_for_one():

@@ -87,7 +87,9 @@ def _fgsm(epsilon: float) -> Attack:
 
 @attack("pgd", defaults=pgd_defaults, budget=("epsilon", "step_size"), threat="pixel",
         source="Madry et al. 2018; Appendix C (Fashion-MNIST's defaults), E (MNIST, CIFAR-10)", notes=_PGD_NOTE,
-        header="PGD", order=20, white_box=True, must_beat=("fgsm",), quick=_QUICK_PGD)
+        header="PGD", order=20, white_box=True, quick=_QUICK_PGD,
+        # a transfer attack stronger than white-box PGD is an indicator of masked gradients (Pintor et al. 2022)
+        must_beat=("fgsm", "transfer"))
 def _pgd(epsilon: float, steps: int, step_size: float, start: str) -> Attack:
     _steps(steps, step_size)
     return NeighborhoodAttack(pixel_ball(epsilon), PGD(steps, step_size, start))
