@@ -102,6 +102,10 @@ CASES = [
     Case("sweep-names-code", lambda r: dry(r, TINY_SWEEP + 'model = "tempfile:mkdtemp"\n'),
          "[evaluate] model names code to import and run; a sweep file may not, unless the command line says "
          "--allow-code"),
+    Case("sweep-names-a-preprocess", lambda r: dry(r, TINY_SWEEP + 'preprocess = "tempfile:mkdtemp"\n'),
+         "[evaluate] preprocess names code to import and run"),
+    Case("sweep-names-bpda-code", lambda r: dry(r, TINY_SWEEP.replace('"fgsm"', '"pgd[bpda=tempfile:mkdtemp]"')),
+         "[evaluate] attacks (bpda=module:function) names code to import and run"),
     Case("sweep-seed-negative", lambda r: dry(r, 'seeds = [-1]\n' + TINY_SWEEP), "seeds must be whole numbers"),
     Case("sweep-seed-fraction", lambda r: dry(r, 'seeds = [1.7]\n' + TINY_SWEEP), "seeds must be a list of whole"),
     Case("sweep-seed-empty", lambda r: dry(r, 'seeds = []\n' + TINY_SWEEP), "at least one"),
