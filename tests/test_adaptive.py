@@ -17,6 +17,7 @@ from srtbench.attacks import battery, build
 from srtbench.attacks.eot import ExpectedModel, vote
 from srtbench.broken import BROKEN, wrap
 from srtbench.cli import main
+from srtbench.errors import SrtbenchError
 from tests import shipped
 
 DATASET = "fashion-mnist"
@@ -51,7 +52,7 @@ def test_the_expected_model_averages_probabilities_over_its_passes():
 def test_eot_is_recorded_only_where_it_changes_the_attack():
     assert build("pgd[eot=1]", DATASET).params == build("pgd", DATASET).params
     assert build("pgd[eot=4]", DATASET).params["eot"] == 4 and build("randadv[eot=4]", DATASET).eot == 4
-    with pytest.raises(Exception, match="at least 1 pass"):
+    with pytest.raises(SrtbenchError, match="at least 1 pass"):
         build("pgd[eot=0]", DATASET)
 
 
@@ -143,8 +144,6 @@ def test_bpda_sees_through_the_gradient_masking_of_quantized_inputs(tmp_path):
 
 
 def test_bpda_on_a_model_without_a_preprocess_is_a_one_line_error(trained_cnn, test_batch):
-    from srtbench.errors import SrtbenchError
-
     with pytest.raises(SrtbenchError, match="declares its input transform"):
         build("pgd[bpda=identity]", DATASET)(trained_cnn, test_batch[0][:2], test_batch[1][:2])
 
@@ -172,10 +171,11 @@ def test_transfer_breaks_a_model_whose_input_is_detached_as_if_it_were_undefende
 
 
 def test_transfer_without_a_shipped_surrogate_asks_for_one():
-    from srtbench.errors import SrtbenchError
-
     with pytest.raises(SrtbenchError, match="surrogate=CKPT"):
         build("transfer", "mnist")
+    cifar = torch.rand(2, 3, 32, 32)  # a surrogate of another dataset is one line, not a shape error
+    with pytest.raises(SrtbenchError, match="takes fashion-mnist images"):
+        build("transfer[surrogate=models/fmnist-standard.pt]", "cifar10")(nn.Identity(), cifar, torch.zeros(2).long())
     assert "transfer" not in battery()  # `--attacks all` needs no second model
 
 

@@ -88,9 +88,8 @@ def _defaults(threat: str, role: Role) -> Callable[[DatasetSpec], dict[str, Any]
     return defaults
 
 
-def _budget_names(threat: str) -> tuple[str, ...]:
-    """The settings a perturbation fraction scales: those the built neighborhood reports as its budget."""
-    sample = _neighborhood(threat, {name: f.default for _, f, name in _parts(threat)})
+def _budget_names(threat: str, sample: Neighborhood) -> tuple[str, ...]:
+    """The settings a perturbation fraction scales: those the threat's neighborhood reports as its budget."""
     reported = set(sample.budget())
     return tuple(name for part, f, name in _parts(threat) if f.name in reported)
 
@@ -121,7 +120,7 @@ def register_derived() -> list[str]:
             if not offered[key] or key in named_roles(threat):
                 continue
             name = f"{threat}-{key}"
-            attack(name, defaults=_defaults(threat, role), budget=_budget_names(threat), threat=threat,
+            attack(name, defaults=_defaults(threat, role), budget=_budget_names(threat, sample), threat=threat,
                    source=f"derived from the {threat} threat's declaration: {role.source}",
                    notes="step_size is a fraction of the budget" if key == "pgd" else "",
                    header=f"{title(threat)}-{role.header}", order=ORDER + 10 * i + j, white_box=key == "pgd",

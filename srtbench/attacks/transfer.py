@@ -35,8 +35,14 @@ class Transfer(Attack):
     def __call__(self, model, x, target, gen=None):
         if self.model is None:
             from srtbench import checkpoint
+            from srtbench.data import DATASETS
 
-            self.model = checkpoint.load(self.path).build_model()
+            ckpt = checkpoint.load(self.path)
+            shape = DATASETS.get(ckpt.meta["dataset"]).shape
+            if tuple(x.shape[1:]) != tuple(shape):
+                raise SrtbenchError(f"transfer: surrogate {self.path} takes {ckpt.meta['dataset']} images {shape}, "
+                                    f"not the attacked model's {tuple(x.shape[1:])}")
+            self.model = ckpt.build_model()
         surrogate: nn.Module = self.model.to(x.device)
         return self.pgd(surrogate, x, target, gen, done=None)
 
