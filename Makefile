@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data test lint demo bench reproduction models clean
+.PHONY: setup data browser test lint demo bench reproduction models site clean
 
 setup: $(VENV)/.installed data
 
@@ -20,9 +20,14 @@ data:
 	@if [ ! -e $(FMNIST) ] && [ -z "$$SRTBENCH_DATA" ] && command -v apt-get >/dev/null; then \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; fi
 
+# The site's tests drive Debian's Chromium (tests/test_site.py; playwright comes with the dev extra, no download).
+browser:
+	@if ! command -v chromium >/dev/null && [ -z "$$SRTBENCH_CHROMIUM" ] && command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; fi
+
 # one pytest-xdist worker per core (tests/conftest.py gives each its share of torch's threads); tests that share an
 # expensive fixture or an embedded Ray run on one worker (xdist_group)
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
@@ -54,6 +59,10 @@ models: setup
 	$(BIN)/srtbench evaluate $(foreach pair,$(REFERENCE),models/fmnist-$(firstword $(subst :, ,$(pair))).pt) \
 	  --attacks 'pgd[epsilon=0.1,step_size=0.005]' --n 500 --force --out models/reference.csv
 	$(BIN)/python models/readme_table.py
+
+# The results as a static site: leaderboards, a page per model, the paper's tables (open site/index.html from disk).
+site: setup
+	$(BIN)/srtbench report results/ --out site/
 
 clean:
 	rm -rf $(VENV) .pytest_cache

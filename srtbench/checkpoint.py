@@ -117,13 +117,24 @@ class Checkpoint:
 
         m = self.meta
         model = create_model(m["model"], tuple(m["in_shape"]), m["num_classes"], tuple(m["mean"]), tuple(m["std"]))
-        check_dtypes(model, self.state_dict, self.path)
-        try:
-            model.load_state_dict(self.state_dict)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise SrtbenchError(f"{self.path}: weights do not fit model {m['model']!r} ({first})") from None
-        return model
+        return load_weights(model, self.state_dict, self.path, f"model {m['model']!r}")
+
+
+def load_weights(model: nn.Module, state: Any, path: str | os.PathLike, what: str) -> nn.Module:
+    """`state` into `model`, strictly and without casting integer weights; one line naming `path`, `what` the model
+    is (`model 'small-cnn'`) and the first mismatch."""
+    check_dtypes(model, state, path)
+    try:
+        model.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 - wrong keys, shapes or a non-dict all mean the same
+        raise SrtbenchError(f"{path}: weights do not fit {what} ({mismatch(err)})") from None
+    return model
+
+
+def mismatch(err: BaseException) -> str:
+    """The first line of a load_state_dict error that says what does not fit (a missing key, a shape)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and "Error(s) in loading" not in ln]
+    return (lines or [type(err).__name__])[0][:160]
 
 
 def save(path: str | os.PathLike, model: nn.Module, meta: dict[str, Any], resume: dict[str, Any] | None = None) -> Path:
@@ -141,6 +152,28 @@ def save(path: str | os.PathLike, model: nn.Module, meta: dict[str, Any], resume
     return Path(path)
 
 
+def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """`torch.load(weights_only=True)` of a regular file: tensors and plain data only, every failure one line."""
+    try:
+        with open_regular(path, "rb", what) as handle:
+            return torch.load(handle, map_location="cpu", weights_only=True)
+    except SrtbenchError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a garbage file can make the unpickler raise anything
+        raise SrtbenchError(f"{path}: {unpickling_failure(err)}") from None
+
+
+def unpickling_failure(err: BaseException) -> str:
+    """Why torch.load failed, in one line: a file that would run code is refused (naming the global it asks for),
+    anything else is corrupt."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    code = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported global" in ln), None)
+    if code is not None:
+        return f"refused, loading it would run code from the file ({code[:160]})"
+    first = lines[0] if lines else type(err).__name__
+    return f"corrupt or not a PyTorch file ({type(err).__name__}: {first[:120]})"
+
+
 def load(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint; every way it can be wrong is one SrtbenchError line naming the file and cause."""
     path = Path(path)
@@ -148,18 +181,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
         raise SrtbenchError(f"{path}: no such checkpoint file")
     if path.is_dir():
         raise SrtbenchError(f"{path}: is a folder, not a checkpoint file")
-    try:
-        with open_regular(path, "rb", "checkpoint") as handle:
-            payload = torch.load(handle, map_location="cpu", weights_only=True)
-    except SrtbenchError:
-        raise
-    except Exception as err:  # noqa: BLE001 - a garbage file can make the unpickler raise anything
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        code = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported global" in ln), None)
-        if code is not None:
-            raise SrtbenchError(f"{path}: refused, loading it would run code from the file ({code[:160]})") from None
-        first = lines[0] if lines else type(err).__name__
-        raise SrtbenchError(f"{path}: corrupt or not a PyTorch file ({type(err).__name__}: {first[:120]})") from None
+    payload = read_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SrtbenchError(f"{path}: not an srtbench checkpoint (no '{FORMAT}' header)")
     version = payload.get("format_version", 0)

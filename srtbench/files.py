@@ -57,6 +57,18 @@ def safe_name(text: str) -> str:
     return ("_" + name[1:] if name.startswith(".") else name) or "_"
 
 
+def unique_name(name: str, taken: set[str]) -> str:
+    """`name`, or `name` with -2, -3, ... before its suffix where it is taken (two labels that differ only in
+    characters `safe_name` replaces); added to `taken`."""
+    stem, dot, suffix = name.rpartition(".") if "." in name else (name, "", "")
+    out, i = name, 1
+    while out in taken:
+        i += 1
+        out = f"{stem}-{i}{dot}{suffix}"
+    taken.add(out)
+    return out
+
+
 def inside(folder: str | os.PathLike, path: str | os.PathLike, what: str) -> Path:
     """`path`, refused unless it resolves inside `folder` (links followed)."""
     root, resolved = Path(folder).resolve(), Path(path).resolve()

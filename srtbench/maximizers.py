@@ -70,12 +70,16 @@ def misclassified(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    was_training = model.training
+    """The model in eval mode while the block runs; afterwards every module's own mode again.  (Restoring with
+    `model.train(was_training)` would spread a wrapper's mode to what it wraps: a counting or EOT wrapper, created in
+    train mode around a model in eval mode, would leave that model's dropout on.)"""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
 
 
 # ---------------------------------------------------------------- first-order: PGD / FGSM / FGSM-RS

@@ -360,12 +360,14 @@ def _locked(path: Path):
 PER_EXAMPLE_KEYS = ("index", "clean_pred", "adv_pred", "label", "clean_correct", "adv_correct", "distance")
 
 
-def write_per_example(path: str | os.PathLike, outcomes: dict[str, Any], row: dict[str, Any] | None = None) -> None:
+def write_per_example(path: str | os.PathLike, outcomes: dict[str, Any], row: dict[str, Any] | None = None,
+                      indicators: dict[str, Any] | None = None) -> None:
     """Per-example outcomes of one (checkpoint, attack, fraction): tensors keyed by PER_EXAMPLE_KEYS, and the
     results row they make (before the flags that compare rows), so an evaluation cut short resumes from its files.
 
     `index` is the test-set index of each example, `distance` the perturbation size found (NaN where
-    the attack has no notion of it or did not succeed).  Saved with torch.save (loadable weights_only).
+    the attack has no notion of it or did not succeed).  `indicators` (srtbench/indicators): per-example tensors of
+    attack failure, each over the examples its `index` entry names.  Saved with torch.save (loadable weights_only).
     """
     import torch
 
@@ -375,6 +377,8 @@ def write_per_example(path: str | os.PathLike, outcomes: dict[str, Any], row: di
     saved: dict[str, Any] = {k: outcomes[k] for k in PER_EXAMPLE_KEYS}
     if row is not None:
         saved["row"] = json.dumps(normalize_row(row))
+    if indicators:
+        saved["indicators"] = indicators
     with atomic_path(path) as tmp:
         torch.save(saved, tmp)
 

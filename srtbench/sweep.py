@@ -31,14 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srtbench import sources
 from srtbench.errors import SrtbenchError
 from srtbench.files import inside, safe_name
 from srtbench.recipes import Step, TableJob, evaluate_step, parse_seeds, seed_suffix, train_step
 
 KEYS = {"name", "preset", "defenses", "threats", "seeds", "train", "grid", "evaluate", "table"}
 MAX_RUNS = 1000  # a larger sweep needs `--yes` (a typo in a grid can plan millions of runs)
-# [evaluate] options that name code to import and run (`module:function`; `zoo:NAME` is srtbench's own), and an
-# attack's BPDA approximation (`pgd[bpda=module:function]`): the command line's to give, not a data file's
+# [evaluate] options that name code to import and run (`module:function`; `zoo:NAME` is srtbench's own, and a model
+# source such as `hf_hub:ORG/NAME` reads weights only), and an attack's BPDA approximation
+# (`pgd[bpda=module:function]`): the command line's to give, not a data file's
 CODE_OPTIONS = ("model", "preprocess")
 CODE_IN_ATTACKS = re.compile(r"bpda\s*=\s*[^,\]]*:")
 
@@ -140,7 +142,8 @@ def load(path: str | Path, allow_code: bool = False) -> Sweep:
         if not isinstance(values, tuple) or not values:
             raise SrtbenchError(f"{path}: [grid] {key} must be a non-empty list of values")
     evaluate = dict(spec.get("evaluate", {}))
-    code = sorted(k for k in evaluate if k in CODE_OPTIONS and not str(evaluate[k]).startswith("zoo:"))
+    code = sorted(k for k in evaluate if k in CODE_OPTIONS and not str(evaluate[k]).startswith("zoo:")
+                  and not (k == "model" and sources.find(str(evaluate[k]))))
     code += ["attacks (bpda=module:function)"] if CODE_IN_ATTACKS.search(str(evaluate.get("attacks", ""))) else []
     if code and not allow_code:
         raise SrtbenchError(f"{path}: [evaluate] {code[0]} names code to import and run; a sweep file may not, "

@@ -21,6 +21,14 @@ if WORKERS > 1:
     os.environ.setdefault("SRTBENCH_THREADS", str(THREADS))
 torch.set_num_threads(THREADS)
 
+# the longest tests start first, on one worker while the other takes the rest, so that neither runs alone at the end
+# (the newcomer's demo, ~95 s; the tiny sweep on Ray, ~50 s)
+FIRST = ("test_newcomer.py::test_the_demo_then", "test_sweep.py::test_the_tiny_sweep_runs_on_ray")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not any(name in item.nodeid for name in FIRST))
+
 
 @pytest.fixture(scope="session")
 def fmnist_train() -> data.ImageSet:

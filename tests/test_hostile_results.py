@@ -10,6 +10,7 @@ import io
 import json
 import re
 import shlex
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -182,7 +183,49 @@ def parse_rich(text: str):
     return [c.strip() for c in header.split("┃")[1:-1]], [r for r in rows if r not in headings], headings
 
 
-PARSERS = {"markdown": parse_markdown, "latex": parse_latex, "csv": parse_csv, "rich": parse_rich}
+class HTMLCells(HTMLParser):
+    """An HTML text read back: its tags and attribute names, the rows of cell texts (entities decoded) with each row's
+    class, and every text node."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.attributes: list[tuple[str, str | None]] = []
+        self.rows: list[tuple[list[str], str | None]] = []
+        self.texts: list[str] = []
+        self.in_cell = False
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attributes += attrs
+        if tag == "tr":
+            self.rows.append(([], dict(attrs).get("class")))
+        elif tag in ("th", "td") and self.rows:
+            self.rows[-1][0].append("")
+            self.in_cell = True
+
+    def handle_endtag(self, tag):
+        self.in_cell = self.in_cell and tag not in ("th", "td", "tr")
+
+    def handle_data(self, data):
+        self.texts.append(data)
+        if self.in_cell:
+            self.rows[-1][0][-1] += data
+
+
+def parse_html(text: str):
+    """`--format html`: a `<table>` whose only elements are the table's own and `<strong>` (best values), with no
+    attribute but class, colspan and scope: a label's `<script>`, `<img onerror=...>` or `<b>` stays text."""
+    found = HTMLCells(text)
+    assert set(found.tags) <= {"table", "caption", "thead", "tbody", "tr", "th", "td", "strong", "p"}, found.tags
+    assert {name for name, _ in found.attributes} <= {"class", "colspan", "scope"}, found.attributes
+    header, *body = found.rows
+    return header[0], [r for r, cls in body if cls != "group"], [r for r, cls in body if cls == "group"]
+
+
+PARSERS = {"markdown": parse_markdown, "latex": parse_latex, "csv": parse_csv, "rich": parse_rich, "html": parse_html}
 
 
 def write_raw(path: Path, rows: list[dict]) -> Path:
@@ -234,6 +277,37 @@ def test_hostile_labels_render_inert_in_every_format(hostile, fmt, view):
     if fmt == "csv" and view == "compare":
         deltas = [r[3] for r in rows if r[3]]
         assert deltas and all(float(d) == -1.5 for d in deltas)  # negative numbers, not prefixed text
+
+
+# what a page of `srtbench report` is made of: the page's own elements, its tables, inline SVG charts and one script
+SITE_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "main", "a", "span", "h1", "h2", "p", "div",
+             "br", "dl", "dt", "dd", "code", "table", "caption", "thead", "tbody", "tr", "th", "td", "strong",
+             "figure", "figcaption", "svg", "text", "line", "rect", "polyline", "circle", "script"}
+
+
+def test_hostile_labels_render_inert_in_the_site(hostile, tmp_path):
+    """Every page of `srtbench report` holds only the site's own elements and its one script (no attribute a label
+    could add: no `on...` handler, no link off the site), and shows every label, dataset, attack and flag detail as
+    written (less its control characters)."""
+    out = run("report", hostile / "ours.csv", "--out", tmp_path / "site", "--no-paper")
+    assert out.exit_code == 0, out.output
+    pages = sorted((tmp_path / "site").rglob("*.html"))
+    texts: dict[str, str] = {}
+    for page in pages:
+        raw = page.read_text(encoding="utf-8")
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]", raw), page.name
+        found = HTMLCells(raw)
+        assert set(found.tags) <= SITE_TAGS, (page.name, set(found.tags) - SITE_TAGS)
+        assert found.tags.count("script") == 1, page.name
+        assert not [n for n, _ in found.attributes if n.startswith("on")], page.name
+        links = [v for n, v in found.attributes if n == "href"]
+        assert all(re.fullmatch(r"(\.\./)?(index|paper)\.html|(\.\./)?(models|cards)/[A-Za-z0-9._+-]+", v)
+                   for v in links), links
+        texts[page.name] = "\n".join(t.strip() for t in found.texts)
+    shown, labels = set(texts["index.html"].split("\n")), {s.strip() for s in _expected_labels("table")}
+    assert labels <= shown, labels - shown
+    assert any(HOSTILE_DATASET[1] in t for t in shown) and HOSTILE_ATTACK[1] in shown
+    assert sum(HOSTILE_FLAGS_SHOWN.split(": ", 1)[1] in t for t in texts.values()) == len(pages) - 2  # each model
 
 
 def test_a_note_that_starts_like_markdown_stays_a_paragraph():

@@ -276,7 +276,7 @@ def test_csv_and_rich_formats_hold_the_same_numbers(tmp_path):
     (("EMPTY",), "no results CSV found"),
     (("OTHER",), "not an srtbench results CSV"),
     (("GOOD", "--layout", "table7"), "unknown layout 'table7'"),
-    (("GOOD", "--format", "html"), "unknown table format 'html'"),
+    (("GOOD", "--format", "docx"), "unknown table format 'docx'"),
     (("GOOD", "--layout", "table3"), "no results for layout table3"),
 ])
 def test_bad_inputs_are_one_line_errors(tmp_path, args, message):

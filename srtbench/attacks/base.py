@@ -103,6 +103,7 @@ class AttackInfo:
     quick: str = ""  # settings `k=v,...` under which it runs in seconds (the test battery)
     norm: str = "linf"  # how its pixel-wise part is measured: linf, l2 or l0 (ℓ2/ℓ0 attacks are their own groups)
     in_all: bool = True  # `--attacks all` runs it (transfer, which needs a second model, runs when named)
+    queries_model: bool = True  # searches by the attacked model's outputs (transfer searches on a surrogate's)
 
     @property
     def group(self) -> str:

@@ -49,6 +49,7 @@ class Transfer(Attack):
 
 @attack("transfer", defaults=lambda spec: {**pgd_defaults(spec), "surrogate": spec.standard_model},
         budget=("epsilon", "step_size"), threat="pixel", header="Transfer", order=180, in_all=False,
+        queries_model=False,
         source="Papernot et al. 2017 transfer; Athalye et al. 2018 and Tramèr et al. 2020 use it against defenses "
                "that mask their own gradients. PGD at the PGD budget on the surrogate, every step taken",
         notes="surrogate: a checkpoint (default: the dataset's shipped standard model)", quick="steps=10")

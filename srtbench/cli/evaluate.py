@@ -10,24 +10,34 @@ from srtbench.evaluate import EvalConfig
 
 
 @main.command("evaluate")
-@click.argument("checkpoints", nargs=-1, required=True, metavar="CKPT...")
+@click.argument("checkpoints", nargs=-1, metavar="[CKPT]...")
 @click_options(EvalConfig)
 def evaluate_cmd(checkpoints, **options):
     """Attack checkpoints; one CSV row per (checkpoint, attack, fraction), re-runs skip existing rows.
+
+    A --model that brings its own weights (RobustBench, Hugging Face Hub, timm, torchvision, an export folder)
+    takes no CKPT; its weights are read from this machine's files only, never downloaded.
 
     \b
     srtbench evaluate runs/srt.pt --attacks pgd,gridadv --n 1000 --out results/srt.csv
     srtbench evaluate runs/*.pt --attacks 'pgd[steps=100],fgsm' --fractions 0.2,0.4,0.6,0.8,1.0
     srtbench evaluate weights.pt --model mypkg.nets:build --dataset cifar10 --attacks autoattack
+    srtbench evaluate --model robustbench:Carmon2019Unlabeled --dataset cifar10 --threat-model Linf
+    srtbench evaluate --model hf_hub:ORG/NAME --attacks pgd      (an `srtbench export` folder on the Hub)
+    srtbench evaluate --model exported/srt --attacks pgd         (the folder itself)
     torchrun --nproc-per-node 2 -m srtbench -- evaluate runs/srt.pt --n 1000   (examples sharded over ranks;
       the `--` stops torchrun from reading --n as its own --nnodes)
     """
+    from srtbench import sources
     from srtbench.distributed import current
     from srtbench.evaluate import evaluate
     from srtbench.runtime import set_threads
 
     set_threads()  # this process's share of the cores ($SRTBENCH_THREADS), before any work
     cfg = from_options(EvalConfig, options)
+    if not checkpoints and (cfg.model is None or sources.find(cfg.model) is None):
+        raise click.UsageError(f"Missing argument 'CKPT...', the checkpoints to attack (none where --model brings "
+                               f"its own weights: {sources.syntaxes()})")
     summaries = evaluate(_without_resume_states(checkpoints), cfg)
     if current().main:  # under torchrun, rank 0 speaks for all
         for summary in summaries:
@@ -107,6 +117,8 @@ def report(summary) -> str:
                     if f["status"] == "WARN"})
     lines.append("\nsanity: " + ("all flags PASS" if not warns else f"{len(warns)} WARN"))
     lines += [f"  WARN {name}: {detail}" for name, detail in warns]
+    lines += [f"  adaptive: {f.cause} ({f.detail}) -> {', '.join(f.attacks) or 'nothing runnable'}"
+              for f in getattr(summary, "findings", [])]
     return "\n".join(lines)
 
 

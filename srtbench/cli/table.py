@@ -12,7 +12,8 @@ from srtbench.cli.app import main
 @click.option("--layout", default="auto", show_default=True,
               help="table1..table6, table8, table9 (the paper's rows and columns), auto (whatever the CSVs hold) or "
               "threats (per model the worst case under each threat group, headed by its budget; their mean and min)")
-@click.option("--format", "fmt", default="markdown", show_default=True, help="markdown, latex, csv or rich")
+@click.option("--format", "fmt", default="markdown", show_default=True,
+              help="markdown, latex, csv, rich or html (a <table> for a page)")
 @click.option("--compare", default=None, metavar="paper|PATH",
               help="show each cell as ours / reference (difference); 'paper' = the published numbers")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="also write the table to this file")

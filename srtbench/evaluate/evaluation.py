@@ -3,6 +3,7 @@ checkpoint, and the worst case per example within each threat."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +12,12 @@ import torch
 from srtbench import distributed, results
 from srtbench.attacks import build, split_specs
 from srtbench.config import require
+from srtbench.errors import SrtbenchError
 from srtbench.evaluate.config import EvalConfig
 from srtbench.evaluate.flags import cross_flags
-from srtbench.evaluate.one_checkpoint import AttackRun, CheckpointEvaluation
-from srtbench.evaluate.targets import Target, check_model, check_out, load_target
+from srtbench.evaluate.one_checkpoint import SUBSET, AttackRun, CheckpointEvaluation
+from srtbench.evaluate.targets import Target, check_model, check_out, load_targets
+from srtbench.indicators.diagnosis import Finding, diagnose
 from srtbench.outcomes import accuracy, risks, worst_case
 from srtbench.progress import progress_bar
 from srtbench.runtime import exact_fp32
@@ -26,6 +29,7 @@ class Summary:
     clean_acc: float
     runs: list[AttackRun]
     worst: dict[tuple[str, float], dict[str, Any]]  # (group, fraction) -> risks of Definition 2, attacks
+    findings: list[Finding] = dataclasses.field(default_factory=list)  # --adaptive: why gradients may mislead
 
 
 def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
@@ -33,7 +37,7 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
 
     check_out(cfg.out)
     specs = split_specs(cfg.attacks)
-    targets = [load_target(p, cfg) for p in paths]
+    targets = load_targets(paths, cfg)
     for target in targets:  # every spec must build before the first attack runs
         for spec in specs:
             for fraction in cfg.fractions:
@@ -53,18 +57,36 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
     for target in targets:
         x, y = tests[target.dataset]
         target.model.to(device).eval()
+        findings = diagnose(target.model, x[:SUBSET].to(device)) if cfg.adaptive else []
         existing = set() if cfg.force else results.existing_keys(cfg.out)
         with progress_bar(disable=not d.main) as progress:
             ev = CheckpointEvaluation(target, cfg, x, y, device, existing, progress)
-            for spec in specs:
+            for spec in [*specs, *_adaptive_specs(findings, specs, target)]:
                 for fraction in cfg.fractions:
                     ev.runs.append(ev.run(spec, fraction))
             cross_flags(ev)
         if d.main:
             results.append(cfg.out, [r.row for r in ev.runs], replace=True)
         distributed.barrier(d)  # every rank sees the finished file before the next checkpoint
-        summaries.append(Summary(target, ev.clean_acc, ev.runs, _worst(ev.runs)))
+        summaries.append(Summary(target, ev.clean_acc, ev.runs, _worst(ev.runs), findings))
     return summaries
+
+
+def _adaptive_specs(findings: list[Finding], specs: list[str], target: Target) -> list[str]:
+    """The attacks the findings call for that --attacks does not already list; one that cannot run here (transfer
+    on a dataset that ships no surrogate) is dropped, and its finding says why."""
+    out = []
+    for f in findings:
+        for spec in list(f.attacks):
+            try:
+                build(spec, target.dataset, 1.0, target.trained)
+            except SrtbenchError as err:
+                f.attacks.remove(spec)
+                f.detail += f" ({spec} cannot run: {err})"
+                continue
+            if spec not in specs and spec not in out:
+                out.append(spec)
+    return out
 
 
 def _worst(runs: list[AttackRun]) -> dict[tuple[str, float], dict[str, Any]]:

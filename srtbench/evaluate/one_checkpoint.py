@@ -20,6 +20,9 @@ from srtbench.evaluate.config import EvalConfig
 from srtbench.evaluate.cost import CountingModel, peak_memory
 from srtbench.evaluate.rows import key_columns, outcome_columns
 from srtbench.evaluate.targets import Target
+from srtbench.indicators.battery import attack_indicators
+from srtbench.indicators.reruns import Subset
+from srtbench.indicators.rounding import on_grid
 from srtbench.maximizers import predict
 from srtbench.outcomes import Examples, accuracy
 
@@ -113,12 +116,15 @@ class CheckpointEvaluation:
         flags = {**self.common_flags, "in_neighborhood": checks.in_neighborhood(out.inside),
                  "reclassified": checks.reclassified(adv_pred, again)}
         if self.cfg.sanity:
-            flags["zero_budget"] = self._zero_budget(spec, atk)
+            flags["zero_budget"] = zero_budget(self, spec, atk)
+        more, indicators = failure_indicators(self, atk, fraction, ex, out.x_adv)
+        flags.update(more)
         row = {**key_row, **outcome_columns(ex, atk, accuracy(clean == self.y), self.device), "flags": flags,
                "per_example": side, **cost}
         if distributed.current().main:  # rank 0 writes, the others hold the same outcomes
-            results.write_per_example(self.out.parent / side, ex.as_dict(), row)
+            results.write_per_example(self.out.parent / side, ex.as_dict(), row, indicators)
         return AttackRun(row, ex, atk.name, atk.group, fraction)
+
 
     def _finished(self, key_row: dict, side: str) -> tuple[dict, Examples] | None:
         """The row and outcomes of this (attack, fraction) if done before: in --out, or only in its side file (an
@@ -148,17 +154,44 @@ class CheckpointEvaluation:
             self._existing_rows = [dict(r) for _, r in df.iterrows()]
         return self._existing_rows
 
-    def _zero_budget(self, spec: str, atk: BuiltAttack) -> dict:
-        if atk.run_key in self.zero_flags:
-            return self.zero_flags[atk.run_key]
-        zero = self._build(spec, 0.0)
-        if zero.minimum_norm:  # the unbounded run is cached; only the threshold changes
-            x, label, out = self.x, self.y, zero.at_budget(self._outputs(zero, "")[0], self.x)
-            clean = self.clean_pred
-        else:
-            x, label, clean = self.x[:SUBSET], self.y[:SUBSET], self.clean_pred[:SUBSET]
-            out = run_attack(self.t.model, zero, x, clean, self.cfg.batch_size, self.device, self.cfg.seed)
-        adv = predict(self.t.model, out.x_adv, self.cfg.batch_size, self.device)
-        flag = checks.zero_budget(accuracy(clean == label), accuracy((clean == label) & (adv == label)), len(x))
-        self.zero_flags[atk.run_key] = flag
-        return flag
+def failure_indicators(ev: CheckpointEvaluation, atk: BuiltAttack, fraction: float, ex: Examples,
+                       x_adv: torch.Tensor) -> tuple[dict, dict]:
+    """A row's indicators of attack failure (srtbench/indicators): its flags, and the per-example tensors its side file
+    keeps.  Every row but a minimum-norm attack's: adversarial examples that stop being adversarial on the 8-bit
+    grid.  An adaptive evaluation adds the reruns, the path indicators and the binarization test, on the first
+    SUBSET examples."""
+    from srtbench.data import DATASETS
+
+    clean = ev.clean(atk.eot)
+    flags: dict = {}
+    per: dict = {}
+    if not atk.minimum_norm:  # a minimum-norm attack stops on the boundary by design: rounding toward x undoes it
+        lost = ex.broken & (ev._predict(on_grid(atk, ev.x, x_adv), atk, ev.cfg.batch_size) == clean)
+        flags["eight_bit"], per["eight_bit_lost"] = checks.eight_bit(int(lost.sum()), int(ex.broken.sum())), lost
+    if ev.cfg.adaptive:
+        k = min(SUBSET, len(ev.x))
+        s = Subset(ev.t.model, ev.x[:k], clean[:k], ev.index[:k], ex.broken[:k], ev.cfg.seed, ev.cfg.batch_size,
+                   ev.device)
+        subset, more = attack_indicators(atk, s, ev.t.dataset, fraction, ev.t.trained,
+                                         DATASETS.get(ev.t.dataset).num_classes)
+        flags.update(more)
+        per.update(subset, subset_index=ev.index[:k])
+    return flags, per
+
+
+def zero_budget(ev: CheckpointEvaluation, spec: str, atk: BuiltAttack) -> dict:
+    """The `zero_budget` flag of an attack setting (once per run key): at fraction 0 it must leave the clean
+    accuracy exactly."""
+    if atk.run_key in ev.zero_flags:
+        return ev.zero_flags[atk.run_key]
+    zero = ev._build(spec, 0.0)
+    if zero.minimum_norm:  # the unbounded run is cached; only the threshold changes
+        x, label, out = ev.x, ev.y, zero.at_budget(ev._outputs(zero, "")[0], ev.x)
+        clean = ev.clean_pred
+    else:
+        x, label, clean = ev.x[:SUBSET], ev.y[:SUBSET], ev.clean_pred[:SUBSET]
+        out = run_attack(ev.t.model, zero, x, clean, ev.cfg.batch_size, ev.device, ev.cfg.seed)
+    adv = predict(ev.t.model, out.x_adv, ev.cfg.batch_size, ev.device)
+    flag = checks.zero_budget(accuracy(clean == label), accuracy((clean == label) & (adv == label)), len(x))
+    ev.zero_flags[atk.run_key] = flag
+    return flag

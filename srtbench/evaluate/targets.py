@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from srtbench import results
+from srtbench import results, sources
 from srtbench.broken import Preprocessed, wrap
-from srtbench.checkpoint import check_dtypes
 from srtbench.checkpoint import load as load_checkpoint
+from srtbench.checkpoint import load_weights, read_torch_file
 from srtbench.config import require
 from srtbench.data import DataConfig
 from srtbench.defenses import DEFENSES
@@ -56,6 +56,17 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def load_targets(paths: list[str], cfg: EvalConfig) -> list[Target]:
+    """What `evaluate` attacks: each CKPT, or the one model `--model` names with its own weights (a source:
+    robustbench:NAME, hf_hub:ORG/NAME, ..., an export folder), which then takes no CKPT."""
+    if cfg.model is not None and sources.find(cfg.model) is not None:
+        require(not paths, f"--model {cfg.model} brings its own weights; give no CKPT (got {', '.join(paths)})")
+        return [_preprocessed(_source_target(cfg), cfg)]
+    require(bool(paths), f"give the checkpoints to attack (CKPT...), or a --model that brings its weights: "
+            f"{sources.syntaxes()}")
+    return [load_target(p, cfg) for p in paths]
+
+
 def load_target(path: str, cfg: EvalConfig) -> Target:
     zoo = cfg.model[len(ZOO):] if cfg.model and cfg.model.startswith(ZOO) else None
     if cfg.model is not None and zoo is None:
@@ -76,20 +87,42 @@ def _preprocessed(target: Target, cfg: EvalConfig) -> Target:
 
 def _checkpoint_target(path: str, cfg: EvalConfig) -> Target:
     ckpt = load_checkpoint(path)
-    meta = ckpt.meta
+    return _trained_target(ckpt.build_model(), str(path), sha256(path), ckpt.meta, Path(path).stem, cfg)
+
+
+def _source_target(cfg: EvalConfig) -> Target:
+    """The model a source loads: an export keeps its checkpoint's training facts; any other is foreign (RobustBench,
+    timm, torchvision), its label the name it goes by and its model the --model written."""
+    loaded = sources.load(cfg.model, cfg.dataset, cfg.threat_model, cfg.model_dir)
+    digests = [sha256(f) for f in loaded.files]  # an ensemble's several files: the hash of their hashes, in order
+    digest = digests[0] if len(digests) == 1 else hashlib.sha256("\n".join(digests).encode()).hexdigest()
+    if loaded.meta:
+        return _trained_target(loaded.model, str(loaded.path), digest, loaded.meta, loaded.label, cfg)
+    return Target(loaded.model, str(loaded.path), digest, loaded.dataset, results.clean_text(loaded.label), "unknown",
+                  {}, "unknown", cfg.model)
+
+
+def _trained_target(model: nn.Module, path: str, digest: str, meta: dict, stem: str, cfg: EvalConfig) -> Target:
+    """A model srtbench trained, with the facts its metadata records (`stem` labels it where it names no label)."""
     if cfg.dataset is not None and meta["dataset"] != cfg.dataset:
         raise SrtbenchError(f"{path}: checkpoint is for {meta['dataset']}, not {cfg.dataset}")
+    train_threat, trained = trained_against(meta)
+    label = results.clean_text(str(meta.get("label") or stem))  # free text from a downloaded file
+    return Target(model, path, digest, meta["dataset"], label,
+                  str(meta.get("defense") or "unknown"), dict(meta.get("defense_params") or {}), train_threat,
+                  str(meta["model"]), trained, training_columns(meta, trained))
+
+
+def trained_against(meta: dict) -> tuple[str, dict | None]:
+    """The threat a checkpoint was trained against, by name ("none" for a defense against no neighborhood, whose
+    attacks then take the dataset's budgets) and as its threat config."""
     threat = meta.get("threat")
     trained = dict(threat) if isinstance(threat, dict) else None
     train_threat = threat.get("threat", "unknown") if isinstance(threat, dict) else str(threat or "unknown")
     defense = meta.get("defense")
-    if defense in DEFENSES and not DEFENSES.get(defense).robust:  # trained against no neighborhood: the dataset's
-        # budgets apply
-        train_threat, trained = "none", None
-    label = results.clean_text(str(meta.get("label") or Path(path).stem))  # free text from a downloaded file
-    return Target(ckpt.build_model(), str(path), sha256(path), meta["dataset"], label,
-                  str(meta.get("defense") or "unknown"), dict(meta.get("defense_params") or {}), train_threat,
-                  str(meta["model"]), trained, training_columns(meta, trained))
+    if defense in DEFENSES and not DEFENSES.get(defense).robust:
+        return "none", None
+    return train_threat, trained
 
 
 def training_columns(meta: dict, trained: dict | None) -> dict[str, Any]:
@@ -112,10 +145,7 @@ def _foreign_target(path: str, cfg: EvalConfig) -> Target:
     builder = _import_builder(module_name, fn_name, cfg.model)
     if not Path(path).is_file():
         raise SrtbenchError(f"{path}: no such state dict file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same one-line error
-        raise SrtbenchError(f"{path}: not a loadable state dict ({type(err).__name__})") from None
+    state = read_torch_file(path, "state dict")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     try:
@@ -124,13 +154,7 @@ def _foreign_target(path: str, cfg: EvalConfig) -> Target:
         raise SrtbenchError(f"--model {cfg.model}: {fn_name}() raised {describe(err, 160)}") from None
     if not isinstance(model, nn.Module):
         raise SrtbenchError(f"--model {cfg.model}: {fn_name}() returned {type(model).__name__}, not a torch.nn.Module")
-    check_dtypes(model, state, path)
-    try:
-        model.load_state_dict(state)
-    except Exception as err:  # noqa: BLE001 - wrong keys, shapes or a non-dict all mean the same
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and "Error(s) in loading" not in ln]
-        raise SrtbenchError(f"{path}: weights do not fit {cfg.model} ({(lines or [type(err).__name__])[0][:160]})") \
-            from None
+    load_weights(model, state, path, cfg.model)
     return Target(model, str(path), sha256(path), cfg.dataset, Path(path).stem, "unknown", {}, "unknown", cfg.model)
 
 

@@ -1,10 +1,11 @@
-"""The output formats of a table (markdown, LaTeX, CSV, rich text), each escaping free text, best values in bold.
+"""The output formats of a table (markdown, LaTeX, CSV, rich text, HTML), each escaping free text, best values in bold.
 
 `render` writes a `Table` in one of FORMATS, with the best value of each column and dataset in bold.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import math
 import re
@@ -154,6 +155,28 @@ def to_csv(table: Table) -> str:
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
     return buf.getvalue()
+
+
+def html_text(text: str) -> str:
+    """Free text as HTML shows it verbatim, in an element or a quoted attribute: `clean_text`, then every `<`, `>`,
+    `&` and quote an entity."""
+    return html.escape(results.clean_text(str(text)), quote=True)
+
+
+@FORMATS.register("html")
+def to_html(table: Table) -> str:
+    """A `<table>` (a fragment to place in a page: `srtbench report` does): a `<tbody>` per dataset headed by a row of
+    class "group", label cells `<th scope="row">`, best values in `<strong>`, the notes as paragraphs after it."""
+    headers = "".join(f'<th scope="col">{html_text(h)}</th>' for h in ["Defense", *[c.header for c in table.columns]])
+    lines = [f'<table class="results"><caption>{html_text(table.title)}</caption>',
+             f"<thead><tr>{headers}</tr></thead>"]
+    for heading, rows in _text_grid(table, html_text, lambda t: f"<strong>{t}</strong>"):
+        lines.append(f'<tbody><tr class="group"><th colspan="{len(table.columns) + 1}">{heading}</th></tr>')
+        lines += [f'<tr><th scope="row">{r[0]}</th>' + "".join(f"<td>{c}</td>" for c in r[1:]) + "</tr>" for r in rows]
+        lines.append("</tbody>")
+    lines.append("</table>")
+    lines += [f'<p class="note">{html_text(n)}.</p>' for n in table.notes]
+    return "\n".join(lines) + "\n"
 
 
 RICH_MAX_WIDTH = 240
