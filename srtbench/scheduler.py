@@ -65,6 +65,8 @@ def connected(address: str | None = None):
     """Ray for the duration: the running instance if this process has one, else a cluster joined at `address`,
     else an embedded one with this machine's CPUs and GPUs (shut down afterwards)."""
     ray = import_ray()
+    if address:  # an address that answers nothing is an error even where this process already runs Ray
+        check_reachable(address)
     if ray.is_initialized():
         yield ray
         return
@@ -72,7 +74,6 @@ def connected(address: str | None = None):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report sent from a benchmark run
     try:
         if address:
-            check_reachable(address)
             ray.init(address=address, **quiet)
         else:
             import torch

@@ -73,6 +73,12 @@ def test_an_evaluated_export_keeps_its_training_facts_and_fills_the_model_index(
     assert mine.checkpoint_sha256 == evaluate.sha256(out / "model.safetensors") != pt.checkpoint_sha256
     for column in ("label", "defense", "train_threat", "train_budget", "model", "clean_acc", "robust_acc"):
         assert mine[column] == pt[column], column
+    # the folder in CKPT's place (`srtbench evaluate DIR`) is the same model as `--model DIR`
+    res = run("evaluate", out, "--attacks", "fgsm", "--n", 16, "--device", "cpu", "--out", tmp_path / "dir.csv",
+              "--no-sanity")
+    assert res.exit_code == 0, res.output
+    as_ckpt = pd.read_csv(tmp_path / "dir.csv").iloc[0]
+    assert as_ckpt.checkpoint_sha256 == mine.checkpoint_sha256 and as_ckpt.robust_acc == pt.robust_acc
     res = run("export", ckpt, "--out", tmp_path / "carded", "--results", csv)
     assert res.exit_code == 0 and "model-index of 1" in res.output, res.output
     card = (tmp_path / "carded" / "README.md").read_text()

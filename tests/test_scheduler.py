@@ -120,3 +120,12 @@ def test_step_resources_default_to_a_share_of_what_is_detected():
         scheduler.resources(2, None, 1, {"CPU": 16})
     with pytest.raises(SrtbenchError, match="--gpus-per-step"):
         scheduler.resources(2, None, 1.5, {"CPU": 16, "GPU": 2})
+
+
+def test_an_address_that_answers_nothing_is_an_error_even_beside_a_running_ray(embedded_ray):
+    """A process that already runs Ray (this worker's embedded one) must not take `--address HOST:PORT` for it."""
+    from srtbench import scheduler
+
+    with pytest.raises(SrtbenchError, match="no Ray cluster answers at 127.0.0.1:1"):
+        with scheduler.connected("127.0.0.1:1"):
+            pass

@@ -25,6 +25,7 @@ from srtbench.evaluate.config import EvalConfig
 from srtbench.maximizers import eval_mode
 from srtbench.neighborhoods import budget_record
 from srtbench.runtime import check_writable
+from srtbench.sources.folder import from_export
 from srtbench.usercode import import_callable
 
 ZOO = "zoo:"  # `--model zoo:NAME`: a broken defense of srtbench/broken.py around the checkpoint's model
@@ -86,6 +87,10 @@ def _preprocessed(target: Target, cfg: EvalConfig) -> Target:
 
 
 def _checkpoint_target(path: str, cfg: EvalConfig) -> Target:
+    """A checkpoint file, or a folder `srtbench export` wrote (the same model from its safetensors, no pickle)."""
+    if Path(path).is_dir():
+        loaded = from_export(Path(path), path, Path(path).resolve().name)
+        return _trained_target(loaded.model, str(loaded.path), sha256(loaded.path), loaded.meta, loaded.label, cfg)
     ckpt = load_checkpoint(path)
     return _trained_target(ckpt.build_model(), str(path), sha256(path), ckpt.meta, Path(path).stem, cfg)
 
