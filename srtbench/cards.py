@@ -258,3 +258,15 @@ def card_filename(card: dict[str, Any]) -> str:
 def to_json(card: dict[str, Any]) -> str:
     """A card as written: indented, keys in the card's order, non-ASCII as written, no NaN (JSON has none)."""
     return json.dumps(card, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def checkpoint_rows(frame: pd.DataFrame, digests: list[str], model: str | None = None) -> pd.DataFrame:
+    """The rows of one checkpoint among results: those of the first of `digests` (its SHA-256 as a .pt, as an
+    export) that has any, and with `model` only those of its own model (not inside a broken defense or behind a
+    --preprocess).  Empty where none has rows."""
+    own = frame if model is None else frame[frame["model"].astype(str) == model]
+    for digest in digests:
+        mine = own[own["checkpoint_sha256"].astype(str) == digest]
+        if len(mine):
+            return mine
+    return own.iloc[:0]

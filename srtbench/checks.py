@@ -70,12 +70,22 @@ def deterministic(model: nn.Module, x: torch.Tensor) -> Flag:
                  hint)
 
 
+def probability_rows(out: torch.Tensor) -> int:
+    """Output rows that are probabilities: non-negative, summing to 1."""
+    return int(((out >= 0).all(1) & ((out.sum(1) - 1).abs() < 1e-4)).sum())
+
+
+def zero_gradient_rows(grad: torch.Tensor | None, n: int) -> int:
+    """Examples whose input gradient is zero or underflowed (all `n` where the output has none at all)."""
+    return n if grad is None else int((grad.flatten(1).abs().amax(1) < 1e-30).sum())
+
+
 def probabilities(model: nn.Module, x: torch.Tensor) -> Flag:
     """The model outputs logits, not probabilities (after Pintor et al. 2022's indicators): rows of non-negative
     numbers summing to 1 make cross-entropy on them nearly flat, so gradient attacks stall."""
     with eval_mode(model), torch.no_grad():
         out = model(x)
-    rows = int(((out >= 0).all(1) & ((out.sum(1) - 1).abs() < 1e-4)).sum())
+    rows = probability_rows(out)
     return _flag(rows < len(x), f"{rows} of {len(x)} output rows are probabilities (non-negative, summing to 1)",
                  "the model outputs probabilities: attack it with a loss that does not saturate, cw (the C&W margin "
                  "at the PGD budget), or wrap it so that it returns their logarithm")
@@ -89,7 +99,7 @@ def input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Flag:
         out = model(x)
         grad = torch.autograd.grad(torch.nn.functional.cross_entropy(out, y, reduction="sum"), x,
                                    allow_unused=True)[0] if out.requires_grad else None
-    flat = (grad.flatten(1).abs().amax(1) < 1e-30).sum().item() if grad is not None else len(x)
+    flat = zero_gradient_rows(grad, len(x))
     return _flag(flat == 0, f"{flat} of {len(x)} clean inputs have a zero input gradient",
                  "gradients vanish before the attack starts: try bpda=identity (a non-differentiable transform), "
                  "transfer (a cut gradient) or cw (saturated logits)")

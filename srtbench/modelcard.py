@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from srtbench import checkpoint, exported, results
-from srtbench.cards import build_cards
+from srtbench.cards import build_cards, checkpoint_rows
 from srtbench.data import display_name
 from srtbench.errors import SrtbenchError
 from srtbench.evaluate.targets import sha256, trained_against
@@ -47,11 +47,9 @@ def rows_of(meta: dict[str, Any], digests: list[str], path: str, results_paths: 
     """The results rows of this checkpoint's own model (not inside a broken defense or behind a --preprocess): those
     of the first of `digests` (the .pt's, the export's) that has any, so that one model makes one card per threat."""
     frame = results.collect(results_paths)
-    own = frame[frame["model"].astype(str) == meta["model"]]
-    for digest in digests:
-        mine = own[own["checkpoint_sha256"].astype(str) == digest]
-        if len(mine):
-            return mine
+    mine = checkpoint_rows(frame, digests, meta["model"])
+    if len(mine):
+        return mine
     raise SrtbenchError(f"--results: none of the {len(frame)} rows attacked {path} (SHA-256 {digests[0][:12]}...) "
                         "as it is; evaluate it first")
 

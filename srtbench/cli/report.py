@@ -26,6 +26,7 @@ def _is_results(path: str) -> bool:
 def _rows_of_checkpoints(checkpoints: list[str], results_paths: tuple[str, ...]):
     """The rows of each checkpoint, found by its SHA-256 among the results; none found is a one-line error."""
     from srtbench import results
+    from srtbench.cards import checkpoint_rows
     from srtbench.errors import SrtbenchError
     from srtbench.evaluate.targets import sha256
     from srtbench.files import open_regular
@@ -35,7 +36,7 @@ def _rows_of_checkpoints(checkpoints: list[str], results_paths: tuple[str, ...])
     for path in checkpoints:
         with open_regular(path, "rb", "checkpoint"):  # a regular file (a FIFO would never end)
             digest = sha256(path)
-        rows = frame[frame["checkpoint_sha256"].astype(str) == digest]
+        rows = checkpoint_rows(frame, [digest])
         if rows.empty:
             raise SrtbenchError(f"no results rows of {path} (SHA-256 {digest[:12]}...) in "
                                 f"{', '.join(results_paths)}: evaluate it first, or name its results with --results")

@@ -28,14 +28,15 @@ def attack_indicators(atk: BuiltAttack, s: Subset, dataset: str, fraction: float
     flags: dict[str, Flag] = {}
     failed = int((~s.broken).sum())
     # a slow attack (minutes per hundred images: AutoAttack, JSMA, C&W-ℓ2, DDN, point-wise) is not run again
-    reruns = (("non_convergence", lambda: non_convergence(atk, s, dataset, fraction, trained)),
-              ("restarts", lambda: restarts(atk, s)),
-              ("transfer_stronger", lambda: transfer_stronger(atk, s, dataset, fraction, trained)))
-    for name, rerun in reruns:
+    reruns = (("non_convergence", lambda: non_convergence(atk, s, dataset, fraction, trained),
+               checks.indicator_non_convergence),
+              ("restarts", lambda: restarts(atk, s), checks.indicator_restarts),
+              ("transfer_stronger", lambda: transfer_stronger(atk, s, dataset, fraction, trained),
+               checks.indicator_transfer_stronger))
+    for name, rerun, check in reruns:
         found = None if atk.info.slow and name != "transfer_stronger" else rerun()
         if found is not None:
-            per[name] = found
-            flags[name] = getattr(checks, f"indicator_{name}")(int(found.sum()), failed, n)
+            per[name], flags[name] = found, check(int(found.sum()), failed, n)
     # the path of srtbench's own fast attacks (a library attack returns the best point it found by its design); under
     # EOT one pass is one noise draw: neither a success nor a loss of the attack's
     if atk.eot == 1 and atk.info.library == "native" and not atk.info.slow:

@@ -44,7 +44,7 @@ class Probe:
 
     @property
     def zero_gradients(self) -> int:
-        return len(self.runs[0]) if self.grad is None else int((self.grad.flatten(1).abs().amax(1) < 1e-30).sum())
+        return checks.zero_gradient_rows(self.grad, len(self.runs[0]))
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,8 @@ def _random(p: Probe) -> str:
 
 @cause("probability outputs", lambda p: ["cw"])
 def _probabilities(p: Probe) -> str:
-    out = p.runs[0]
-    rows = int(((out >= 0).all(1) & ((out.sum(1) - 1).abs() < 1e-4)).sum())
-    return f"{rows} of {len(out)} output rows are probabilities" if rows * 2 > len(out) else ""
+    rows = checks.probability_rows(p.runs[0])
+    return f"{rows} of {len(p.runs[0])} output rows are probabilities" if rows * 2 > len(p.runs[0]) else ""
 
 
 @cause("saturated logits", lambda p: ["cw"])
