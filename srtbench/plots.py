@@ -41,10 +41,13 @@ def save(fig, out: str | os.PathLike) -> list[Path]:
     out = Path(out)
     stem = out.with_suffix("") if out.suffix.lower() in (".png", ".pdf") else out
     written = []
+    # the tight box measured once for both formats: bbox_inches="tight" draws the figure an extra time per file (a
+    # quarter of `plot budget`'s time over a hundred panels)
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(plt.rcParams["savefig.pad_inches"])
     for fmt in FORMATS:
         path = stem.parent / f"{stem.name}.{fmt}"
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches=box)
         written.append(path)
     plt.close(fig)
     return written

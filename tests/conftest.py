@@ -21,13 +21,22 @@ if WORKERS > 1:
     os.environ.setdefault("SRTBENCH_THREADS", str(THREADS))
 torch.set_num_threads(THREADS)
 
-# the longest tests start first, on one worker while the other takes the rest, so that neither runs alone at the end
-# (the newcomer's demo, ~95 s; the tiny sweep on Ray, ~50 s)
-FIRST = ("test_newcomer.py::test_the_demo_then", "test_sweep.py::test_the_tiny_sweep_runs_on_ray")
+# the longest tests start first, longest first, so that no worker runs one of them alone at the end (measured
+# 2026-12-05 with `pytest -n 2 --durations=30`: a 35 s test left last kept one core idle for 36 s)
+FIRST = ("test_newcomer.py::test_the_demo_then",  # ~100 s
+         "test_sweep.py::test_the_tiny_sweep_runs_on_ray",  # ~70 s, then the rest of the "ray" group (~55 s)
+         "test_newcomer.py::test_train_then_evaluate",  # ~35 s
+         "test_threats.py::test_srt_against_blur",  # ~34 s
+         "test_audit.py::test_audit_names_the_cause",  # ~12 s
+         "test_reproduction.py::test_reference_model_still_scores",  # 4-12 s each
+         "test_trainer.py::test_pixel_at_beats_standard")  # ~10 s
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: not any(name in item.nodeid for name in FIRST))
+    def rank(item) -> int:
+        return next((i for i, name in enumerate(FIRST) if name in item.nodeid), len(FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
@@ -110,12 +119,20 @@ def tmp(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedded_ray(fmnist_train):
-    """One embedded Ray (2 CPUs) for every test that schedules on it; those tests share the xdist group "ray", so
-    they run on one worker, one after another, and start Ray once."""
+def _ray(fmnist_train):
+    """Ray for the session's scheduling tests (skipped without it or without the data they train on)."""
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def embedded_ray(_ray):
+    """One embedded Ray (2 CPUs) for every test that schedules on it; those tests share the xdist group "ray", so
+    they run on one worker, one after another, and start Ray once, or again after a test that left it to join a
+    cluster of its own (tests/test_scheduler.py's lost node)."""
+    if not _ray.is_initialized():
+        _ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    return _ray
 

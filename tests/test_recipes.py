@@ -98,7 +98,11 @@ def test_table4_attacks_slow_minimum_norm_attacks_on_fewer_images():
     pgd = "epsilon=0.1,steps=40,step_size=0.005"
     # the ℓ∞ C&W costs a PGD (all images); the ℓ2 minimum-norm one is slow (after DDN, for its median ℓ2 distance)
     assert by_attacks == {f"fgsm[epsilon=0.1],pgd[{pgd}],mifgsm[{pgd}],cw[{pgd}]": "1000",
-                          "jsma,pointwise,ddn,cw-l2,autoattack[epsilon=0.1]": "250"}
+                          "jsma,pointwise,ddn,cw-l2": "250", "autoattack[epsilon=0.1]": "250"}
+    # the equal-steps protocol, whose verdicts rest on AutoAttack, runs it on more images, and adds RT beside SRT
+    steps = recipes.plan("table4", "cpu", protocol="steps")
+    assert {s.job.config.attacks: str(s.job.config.n) for s in evaluations(steps)}["autoattack[epsilon=0.1]"] == "500"
+    assert {j.defense for j in trains(steps)} == {"standard", "at", "trades", "uat", "rst", "rt", "srt"}
     paper = trains(recipes.plan("table4", "paper"))
     assert {j.preset for j in paper} == {"cifar10-pixel-table4", "mnist-pixel-table4"}
     assert [j.option("lam") for j in paper if j.defense == "srt"] == [1.0, 1.0]

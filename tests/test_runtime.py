@@ -44,3 +44,16 @@ def test_a_bad_srtbench_threads_is_a_one_line_error(monkeypatch, value):
     monkeypatch.setenv("SRTBENCH_THREADS", value)
     with pytest.raises(SrtbenchError, match="SRTBENCH_THREADS"):
         set_threads()
+
+
+def test_cpu_runs_are_deterministic_without_loading_the_compiler():
+    """set_deterministic turns on torch's deterministic algorithms (warnings, not errors, where none exists) in a fresh
+    process, without the ~1 s import of torch._inductor that torch.use_deterministic_algorithms makes."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from srtbench.runtime import set_deterministic; set_deterministic(torch.device('cpu'));"
+            " print(torch.are_deterministic_algorithms_enabled(),"
+            " torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._inductor.config' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "False"]

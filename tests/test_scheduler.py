@@ -1,20 +1,25 @@
-"""Recipe steps on an embedded Ray (`--jobs`): same numbers as one after another, a killed worker's step retried and
-resumed, a failing step reported in one line while the others finish, and the shared-folder check.
+"""Recipe steps on Ray (`--jobs`; tests/test_sweep.py compares their numbers with one step after another): a
+killed worker's step retried and resumed, a lost node's step retried on another node with the weights of an
+undisturbed run, a failing step reported in one line while the others finish, and the shared-folder check.
 
-One embedded Ray instance (2 CPUs, no dashboard) serves the module; every training is a few dozen SGD steps on 1,000
+One embedded Ray instance (2 CPUs, no dashboard) serves the module, but for the lost node: a three-node cluster on
+this machine (`ray.cluster_utils.Cluster`) joined by address.  Every training is a few dozen SGD steps on 1,000
 labeled Fashion-MNIST images, every evaluation FGSM and a 3-step PGD on 100 test images."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
-from srtbench import recipes, results
+from srtbench import checkpoint, recipes, results
 from srtbench.errors import SrtbenchError
 from srtbench.sweep import Sweep, plan
 
@@ -34,50 +39,117 @@ def tiny_experiment(iterations: int = 8, seeds=(0, 1)) -> list[recipes.Step]:
                       evaluate=(("attacks", ",".join(ATTACKS)), ("n", 100), ("sanity", False))))
 
 
-def numbers(folder: Path) -> dict:
-    frame = results.collect([folder / "results" / "sweeps" / "tiny"])
-    return {(Path(str(c)).name, a): (float(cl), float(r))
-            for c, a, cl, r in zip(frame["checkpoint"], frame["attack"], frame["clean_acc"], frame["robust_acc"])}
+def long_training(iterations: int = 160) -> list[recipes.Step]:
+    """A training that saves its resume state every 4 steps, then its evaluation (runs/tiny/long.*)."""
+    train = recipes.train_step("standard", "runs/tiny/long.pt", "fmnist-pixel-cpu",
+                               [("iterations", iterations), *TINY, ("batch_size", 32), ("save_every_steps", 4)])
+    return [train, recipes.evaluate_step((train.output,), "results/tiny/long.csv", ATTACKS, n=100, sanity=False)]
 
 
-@pytest.mark.slow
-def test_jobs_on_embedded_ray_give_the_sequential_runs_numbers(embedded_ray, tmp_path, monkeypatch):
-    steps = tiny_experiment()
-    for where, go in (("one-by-one", lambda: recipes.run(steps, echo=lambda s: None)),
-                      ("ray", lambda: scheduler.run(steps, 2, echo=lambda s: None))):
-        (tmp_path / where).mkdir()
-        monkeypatch.chdir(tmp_path / where)
-        go()
-    sequential, parallel = numbers(tmp_path / "one-by-one"), numbers(tmp_path / "ray")
-    assert len(sequential) == 4 and parallel == sequential
-    log = (tmp_path / "ray" / "runs" / "sweeps" / "tiny" / "standard-s1.log").read_text()
-    assert "--seed 1" in log.splitlines()[0] and "standard pixel | 8/8 (100%) | done in" in log  # plain progress
-    assert (tmp_path / "ray" / "results" / "sweeps" / "tiny" / "tiny.md").is_file()
+def training_worker(train: recipes.Step, starts: int = 1, timeout: float = 120) -> int:
+    """The pid of the worker on its `starts`th start of `train`, once the training has saved resume state (each
+    start's first log line names its pid)."""
+    log, resume = Path(train.log), checkpoint.resume_path(train.output)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [ln.split(" pid ")[1].split()[0] for ln in _lines(log) if ln.startswith("== ") and " pid " in ln]
+        if resume.exists() and len(pids) >= starts:
+            return int(pids[starts - 1])
+        time.sleep(0.05)
+    raise AssertionError(f"no start {starts} of the training with resume state saved in {timeout:g} s")
+
+
+def _lines(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
 
 
 @pytest.mark.slow
 def test_a_killed_worker_is_retried_and_its_step_resumes(embedded_ray, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    train = recipes.train_step("standard", "runs/tiny/long.pt", "fmnist-pixel-cpu",
-                               [("iterations", 160), *TINY, ("batch_size", 32), ("save_every_steps", 4)])
-    steps = [train, recipes.evaluate_step((train.output,), "results/tiny/long.csv", ATTACKS, n=100, sanity=False)]
+    steps = long_training()
     done = {}
     thread = threading.Thread(target=lambda: done.setdefault("report", scheduler.run(steps, 2, echo=lambda s: None)))
     thread.start()
-    log, resume = Path(train.log), Path("runs/tiny/long.resume")
-    deadline = time.monotonic() + 120
-    while not (resume.exists() and log.exists() and " pid " in log.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert resume.exists(), "the training saved no resume state in time"
-    pid = int(log.read_text().split(" pid ")[1].split()[0])
-    os.kill(pid, signal.SIGKILL)
+    os.kill(training_worker(steps[0]), signal.SIGKILL)
     thread.join(300)
     report = done["report"]
     assert report.ok and report.ran == [0, 1]
-    starts = [ln for ln in log.read_text().splitlines() if ln.startswith("== ")]
+    starts = [ln for ln in _lines(Path(steps[0].log)) if ln.startswith("== ")]
     assert len(starts) == 2 and starts[1].endswith("--resume")  # the retry continued from the saved state
     frame = results.read("results/tiny/long.csv")
     assert sorted(frame["attack"]) == ["fgsm", "pgd"]  # every row once
+
+
+# the head declares a node lost after 3 health checks 0.2 s apart go unanswered (Ray's default: 5 checks, 3 s apart)
+QUICK_HEALTH_CHECKS = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 200,
+                       "health_check_timeout_ms": 200, "health_check_failure_threshold": 3}
+
+
+@pytest.fixture
+def three_nodes(fmnist_train):
+    """A Ray cluster of three nodes on this machine, as `ray start` makes on three sharing a filesystem: a head
+    without CPUs (steps run on the workers; the driver joins the head, so it outlives them) and two 1-CPU workers.
+    A process joins one Ray at a time: the embedded one is shut down first (the next `embedded_ray` restarts it)."""
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()
+    cluster = Cluster()
+    try:
+        cluster.add_node(num_cpus=0, include_dashboard=False, _system_config=QUICK_HEALTH_CHECKS)
+        for _ in range(2):
+            cluster.add_node(wait=False, num_cpus=1)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def node_of(cluster, pid: int):
+    """The node whose raylet started worker `pid` (a Ray worker is its raylet's child)."""
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    nodes = [n for n in cluster.worker_nodes if n.all_processes["raylet"][0].process.pid == parent]
+    assert nodes, f"worker {pid} runs on none of the cluster's worker nodes"
+    return nodes[0]
+
+
+def lose_the_training_node(cluster, train: recipes.Step) -> tuple[str, str]:
+    """Freeze the worker training `train` once it has saved resume state (so the loss lands mid-training however
+    fast the machine), then kill every process of its node at once, as a crash or a power cut would; (the lost
+    node's id, the id of the node the retry runs on)."""
+    pid = training_worker(train)
+    os.kill(pid, signal.SIGSTOP)
+    lost = node_of(cluster, pid)
+    cluster.remove_node(lost, allow_graceful=False)  # its raylet and object store, SIGKILLed
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)  # and its workers (Ray's own fate-sharing may have been first)
+    return lost.node_id, node_of(cluster, training_worker(train, starts=2)).node_id
+
+
+@pytest.mark.slow
+def test_a_lost_nodes_step_is_retried_on_another_node_and_trains_the_undisturbed_weights(three_nodes, tmp_path,
+                                                                                          monkeypatch):
+    steps = long_training(iterations=24)
+    monkeypatch.setenv("SRTBENCH_THREADS", "1")  # the threads of a step's 1-CPU share on the cluster
+    for folder in ("undisturbed", "cluster"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "undisturbed")
+    recipes.run(steps[:1], echo=lambda s: None)  # the training alone, in a fresh process, no Ray
+    monkeypatch.chdir(tmp_path / "cluster")
+    lines, pool = [], ThreadPoolExecutor(1)
+    try:  # a run that hangs fails the test rather than stalling it (teardown stops the cluster it waits on)
+        run = pool.submit(scheduler.run, steps, 2, address=three_nodes.address, echo=lines.append)  # as --address
+        lost, retried_on = lose_the_training_node(three_nodes, steps[0])
+        report = run.result(timeout=300)
+    finally:
+        pool.shutdown(wait=False)
+    assert report.ok and report.ran == [0, 1] and not [ln for ln in lines if "failed" in ln]
+    assert retried_on != lost and lost not in {n.node_id for n in three_nodes.worker_nodes}
+    starts = [ln for ln in _lines(Path(steps[0].log)) if ln.startswith("== ")]
+    assert len(starts) == 2 and starts[1].endswith("--resume")  # the retry continued from the saved state
+    resumed, whole = (checkpoint.load(tmp_path / f / steps[0].output).state_dict for f in ("cluster", "undisturbed"))
+    assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
+    assert sorted(results.read(steps[1].output)["attack"]) == ["fgsm", "pgd"]  # evaluated on the node left
 
 
 @pytest.mark.slow

@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
-from srtbench import recipes, sweep
+from srtbench import recipes, results, sweep
 from srtbench.cli import main
 from srtbench.errors import SrtbenchError
 
@@ -76,11 +77,28 @@ def test_a_bad_sweep_file_is_a_one_line_error(tmp_path, text, message):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")  # on the worker that runs test_scheduler's Ray, never at once
-def test_the_tiny_sweep_runs_on_ray_and_its_table_shows_mean_and_std_over_seeds(embedded_ray, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_the_tiny_sweep_runs_on_ray_gives_the_sequential_numbers_and_shows_mean_and_std(embedded_ray, tmp_path,
+                                                                                           monkeypatch):
+    """Ray's workers and one step after another in this process (one thread, as each Ray step has) write the same
+    numbers; the Ray run's table shows each defense's two seeds as one row."""
+    (tmp_path / "one-by-one").mkdir()
+    monkeypatch.chdir(tmp_path / "one-by-one")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        recipes.run(sweep.plan(sweep.load(EXAMPLES / "tiny.toml")), echo=lambda s: None,
+                    invoke=lambda step: step.execute(lambda s: None) or 0)
+    finally:
+        torch.set_num_threads(threads)
+    (tmp_path / "ray").mkdir()
+    monkeypatch.chdir(tmp_path / "ray")
     shutil.copy(EXAMPLES / "tiny.toml", "tiny.toml")
     out = CliRunner().invoke(main, ["sweep", "tiny.toml", "--jobs", "2"])
     assert out.exit_code == 0, out.output
+    sequential, parallel = _numbers(tmp_path / "one-by-one"), _numbers(tmp_path / "ray")
+    assert len(sequential) == 8 and parallel == sequential
+    log = Path("runs/sweeps/tiny/standard-s1.log").read_text()
+    assert "--seed 1" in log.splitlines()[0] and "standard pixel | 8/8 (100%) | done in" in log  # plain progress
     rows = {ln.split(" | ")[0].strip("| "): ln for ln in out.output.splitlines() if ln.startswith("| AT")
             or ln.startswith("| Standard")}
     assert set(rows) == {"AT", "Standard"}  # one row per defense: its two seeds together
@@ -90,6 +108,12 @@ def test_the_tiny_sweep_runs_on_ray_and_its_table_shows_mean_and_std_over_seeds(
     assert len([ln for ln in per_seed.output.splitlines() if ln.startswith("| AT")]) == 2
     again = CliRunner().invoke(main, ["sweep", "tiny.toml"])  # one after another: everything is done already
     assert again.exit_code == 0 and again.output.count("done already") == 8, again.output
+
+
+def _numbers(folder: Path) -> dict:
+    frame = results.collect([folder / "results" / "sweeps" / "tiny"])
+    return {(Path(str(c)).name, a): (float(cl), float(r))
+            for c, a, cl, r in zip(frame["checkpoint"], frame["attack"], frame["clean_acc"], frame["robust_acc"])}
 
 
 def test_seeds_on_the_command_line_replace_the_files():

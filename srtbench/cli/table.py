@@ -25,7 +25,10 @@ from srtbench.cli.app import main
 @click.option("--title", default=None, help="the table's title (default: the layout's)")
 @click.option("--per-seed", is_flag=True, help="a row per training seed (default: runs that differ only in their "
               "seed are one row, mean ± standard deviation)")
-def table(results, layout, fmt, compare, out, show, show_flags, attacks, title, per_seed):
+@click.option("--versus", default=None, metavar="LABEL",
+              help="test every other row against this one (e.g. SRT), per attack column: notes under the table give "
+              "the exact McNemar p per training seed (same test images only) and Welch's p over the seeds")
+def table(results, layout, fmt, compare, out, show, show_flags, attacks, title, per_seed, versus):
     """Pivot results CSVs (files or folders) into a table; best value per column in bold, '–' where missing."""
     from srtbench import results as results_csv
     from srtbench import tables
@@ -51,7 +54,7 @@ def table(results, layout, fmt, compare, out, show, show_flags, attacks, title, 
     frame = results_csv.collect(results)
     show = "flags" if show_flags else show
     built = {"flags": tables.flags, "cost": tables.cost}[show](frame) if show != "accuracy" else \
-        tables.build(frame, chosen, reference, per_seed=per_seed)
+        tables.build(frame, chosen, reference, per_seed=per_seed, versus=versus)
     text = renderer(built)
     if out:
         atomic_write_text(out, text)

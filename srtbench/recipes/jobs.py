@@ -163,20 +163,23 @@ def _split_specs(attacks: str) -> list[str]:
 
 @dataclass(frozen=True)
 class TableJob:
-    """`tables.build` of the CSVs, rendered as markdown to `out` and printed."""
+    """`tables.build` of the CSVs, rendered as markdown to `out` and printed; `versus`: the row every other is tested
+    against (`srtbench table --versus`)."""
 
     csvs: tuple[str, ...]
     layout: str = "auto"
     out: str | None = None
     compare: str | None = None
     title: str | None = None
+    versus: str | None = None
     kind = "table"
 
     def argv(self) -> list[str]:
         argv = ["srtbench", "table", *self.csvs, "--layout", self.layout]
         argv += ["--out", self.out] if self.out else []
         argv += ["--compare", self.compare] if self.compare else []
-        return argv + (["--title", self.title] if self.title else [])
+        argv += ["--title", self.title] if self.title else []
+        return argv + (["--versus", self.versus] if self.versus else [])
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -190,7 +193,7 @@ class TableJob:
         if self.title:
             layout = dataclasses.replace(layout, title=self.title)
         reference = tables.reference_results(self.compare) if self.compare else None
-        text = tables.render(tables.build(results.collect(list(self.csvs)), layout, reference))
+        text = tables.render(tables.build(results.collect(list(self.csvs)), layout, reference, versus=self.versus))
         if self.out:
             atomic_write_text(self.out, text)
         echo(text.rstrip("\n"))

@@ -132,7 +132,8 @@ class Plan:
             if chosen:
                 self._add(evaluate_step((checkpoint,), out, chosen, fractions, count))
 
-    def table(self, layout: str) -> None:
+    def table(self, layout: str, versus: str | None = None) -> None:
+        """The table closing the recipe; `versus`: a row the others are tested against (`srtbench table --versus`)."""
         if not self.last_seed:  # one table over every seed's CSVs
             return
         title = None
@@ -142,7 +143,7 @@ class Plan:
             title = f"{LAYOUTS.get(layout).title} (protocol: equal SGD steps for every defense)"
         # the cpu scale's Fashion-MNIST beside the paper's MNIST
         self._add(Step(TableJob(tuple(self.csvs), layout, f"{self.results_dir}/{self.experiment}.md",
-                                "paper" if layout != "auto" else None, title)))
+                                "paper" if layout != "auto" else None, title, versus)))
 
     def surface(self, checkpoints: Sequence[str], threat: str, index: int) -> None:
         if self.seed != self.seeds[0]:  # the surfaces of one seed's models

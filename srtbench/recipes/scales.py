@@ -24,6 +24,7 @@ class Scale:
     presets: dict[str, str]
     n: int
     n_slow: int
+    n_today: int | None = None  # images AutoAttack attacks where a recipe asks for more than n_slow
     iterations: int | None = None  # SGD steps of a supervised run on LABELED_UNIT images, unless a recipe sets the
     # length (None: the preset's); other runs get as many epochs (`Plan.length`)
     train_extra: tuple[tuple[str, Any], ...] = ()  # options (field, value) added to every training run
@@ -66,7 +67,7 @@ SCALE_PRESETS = {
                                               "cifar10-fast-spatial")},
         **{s: "fmnist-pixel-cpu" for s in ("cifar10-pixel-table2", "cifar10-pixel", "mnist-pixel",
                                             "mnist-pixel-table6", "cifar10-fast-pixel")},
-    }, n=1_000, n_slow=250, iterations=400, train_extra=(("check_every", 5), ("amp", False)),
+    }, n=1_000, n_slow=250, n_today=500, iterations=400, train_extra=(("check_every", 5), ("amp", False)),
         results="results/fmnist",
         attack_settings=CPU_ATTACKS),
 }

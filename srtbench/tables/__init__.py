@@ -15,7 +15,8 @@ budget, then their mean and minimum.
 One concept a module, each importing only those above it:
 layouts (Column, Layout, LAYOUTS) and model (Cell, Row, Group, Table); labels (a row name per model),
 seeds (training seeds), worst (the "Worst case" column), rows (a layout's rows and their cells);
-profile (the threat profile's columns and cells); paper (the paper's reference numbers); pivot (`build`);
+profile (the threat profile's columns and cells); paper (the paper's reference numbers); significance (each row
+tested against one: McNemar per seed, Welch over seeds); pivot (`build`);
 formatting (numbers as printed), formats (`render`); sanity (the sanity-flags table, `flags`); compute (the compute
 behind each row, `cost`).  This package only
 re-exports what callers use.

@@ -17,8 +17,9 @@ from srtbench.tables.labels import distinguish_models
 from srtbench.tables.layouts import COLUMN_SETS, LAYOUTS, Column, Layout
 from srtbench.tables.model import Group, Table
 from srtbench.tables.paper import _attach_reference
-from srtbench.tables.rows import _group_rows, _select
+from srtbench.tables.rows import _group_rows, _select, placed_rows
 from srtbench.tables.seeds import aggregate_seeds, label_seeds
+from srtbench.tables.significance import versus_notes
 
 
 def _attack_order(name: str) -> tuple[int, str]:
@@ -49,7 +50,9 @@ def _columns(layout: Layout, df: pd.DataFrame) -> tuple[list[Column], list[str]]
     the "Worst case" over the attacks at fraction 1 where there are two or more."""
     cols = [Column("clean", "Clean")]
     if layout.attacks:
-        attacked = [Column("attack", attacks.header(a), a, 1.0) for a in layout.attacks]
+        found = set(df["attack"].astype(str))
+        attacked = [Column("attack", attacks.header(a), a, 1.0) for a in layout.attacks
+                    if a not in layout.if_found or a in found]
     else:
         pairs = sorted({(str(a), float(f)) for a, f in zip(df["attack"], df["fraction"])},
                        key=lambda p: (_attack_order(p[0]), -p[1]))
@@ -66,11 +69,12 @@ def _columns(layout: Layout, df: pd.DataFrame) -> tuple[list[Column], list[str]]
 
 
 def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFrame | None = None,
-          per_seed: bool = False) -> Table:
+          per_seed: bool = False, versus: str | None = None) -> Table:
     """Pivot results rows (`results.collect`) into `layout`; with `reference`, each cell also holds
     the reference's number for the same row, column and dataset (or the dataset it stands in for).  Runs that
     differ only in their training seed are one row, mean ± standard deviation over the seeds (`per_seed`: a row
-    per seed)."""
+    per seed).  With `versus` (a row's name, e.g. "SRT"), notes test every other row against it, per attack column:
+    McNemar per training seed, Welch over seeds (`significance.versus_notes`)."""
     layout = LAYOUTS.get(layout) if isinstance(layout, str) else layout
     published = 0 if layout.published else int(df["checkpoint"].astype(str).str.startswith("paper:").sum())
     df = _select(df, layout)
@@ -89,8 +93,8 @@ def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFra
         lambda p: isinstance(p, str) and bool(p.strip())
     ).any():
         columns = [c for c in columns if c.kind != "worst"]  # nothing to compute it from (e.g. the paper's numbers)
-    groups = [Group(ds, _group_rows(layout, columns, part))
-              for ds, part in sorted(df.groupby("dataset", sort=False), key=lambda kv: display_order(kv[0]))]
+    parts = sorted(df.groupby("dataset", sort=False), key=lambda kv: display_order(kv[0]))
+    groups = [Group(ds, _group_rows(layout, columns, part)) for ds, part in parts]
     cell_notes = [c.note for g in groups for r in g.rows for c in r.cells if c.note]
     table = Table(layout.title, columns, groups, notes=[*not_shown, *notes, *dict.fromkeys(cell_notes)])
     if published:
@@ -101,4 +105,6 @@ def build(df: pd.DataFrame, layout: Layout | str = "auto", reference: pd.DataFra
                            f"(here {', '.join(map(str, seeds))}); srtbench table --per-seed shows each")
     if reference is not None:
         _attach_reference(table, layout, reference)
+    if versus:
+        table.notes += versus_notes(versus, [(ds, placed_rows(layout, part)) for ds, part in parts], columns)
     return table

@@ -136,15 +136,20 @@ def _worst_case_cell(col: Column, row: RowResults) -> Cell:
     return _worst_cell([h.iloc[0] for h in hits]) if all(len(h) for h in hits) else Cell(None)
 
 
-def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list[Row]:
+def placed_rows(layout: Layout, df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The displayed rows of one dataset in the table's order: each one's name and the results rows placed on it
+    (`_assign_rows`; none where the layout's row has no result)."""
     labels = list(dict.fromkeys(df["label"].astype(str)))
     placement = _assign_rows(layout, labels)
     order = list(layout.rows) + [placement[lb] for lb in labels if placement[lb] not in layout.rows]
     by_row = {placement[lb]: lb for lb in labels}
     by_label = dict(list(df.groupby(df["label"].astype(str), sort=False)))
+    return [(name, by_label.get(by_row.get(name), df.iloc[0:0])) for name in order]
+
+
+def _group_rows(layout: Layout, columns: list[Column], df: pd.DataFrame) -> list[Row]:
     out = []
-    for name in order:
-        mine = by_label.get(by_row.get(name), df.iloc[0:0])
+    for name, mine in placed_rows(layout, df):
         row = RowResults(name, mine, _by_attack(mine), columns)
         for col in columns:
             row.cells.append(CELLS.get(col.kind)(col, row))
