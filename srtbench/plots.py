@@ -9,6 +9,7 @@ that what is drawn can be checked without looking at pixels:
 - decision surfaces (Figures 3-6) are `srtbench.surfaces`'
 - `schedule`   learning rate per step (Figure 8), from the trainer's metrics CSV
 - `training`   loss terms and accuracies per epoch, from the trainer's metrics CSV
+- held-out accuracy per step and a convergence verdict are `srtbench.convergence`'
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def save(fig, out: str | os.PathLike) -> list[Path]:
     return written
 
 
-def _grid(n_rows: int, n_cols: int, size=(4.0, 3.2), **kw):
+def grid(n_rows: int, n_cols: int, size=(4.0, 3.2), **kw):
+    """A figure of n_rows x n_cols panels of `size` inches each; axes always 2-D."""
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(size[0] * n_cols, size[1] * n_rows), squeeze=False, **kw)
     return fig, axes
 
@@ -96,7 +98,7 @@ def budget(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] | No
                     key=lambda p: (display_order(p[0]), rank(p[1]), p))
     datasets = list(dict.fromkeys(d for d, _ in panels))
     columns = max(sum(d == ds for d, _ in panels) for ds in datasets)
-    fig, axes = _grid(len(datasets), columns)
+    fig, axes = grid(len(datasets), columns)
     data: dict[tuple[str, str], dict[str, tuple[list[float], list[float]]]] = {}
     for (ds, attack) in panels:
         r = datasets.index(ds)
@@ -140,7 +142,7 @@ def threats(df: pd.DataFrame, out: str | os.PathLike) -> dict[str, dict[str, dic
     shown = [i for i, c in enumerate(table.columns) if c.kind in ("threat", "mean")]
     # a tenth of an inch and more per bar, up to a width any viewer still opens
     width = min(40.0, max(6.0, 0.12 * len(shown) * max(len(g.rows) for g in table.groups)))
-    fig, axes = _grid(len(table.groups), 1, size=(width, 3.6))
+    fig, axes = grid(len(table.groups), 1, size=(width, 3.6))
     data: dict[str, dict[str, dict[str, float | None]]] = {}
     for ax, group in zip(axes[:, 0], table.groups):
         bars = data[group.dataset] = {r.label: {table.columns[i].header: r.cells[i].value for i in shown}
@@ -200,7 +202,7 @@ def unlabeled(df: pd.DataFrame, out: str | os.PathLike, attacks: Sequence[str] |
     df = shown(df).copy()
     df["n_unlabeled"] = [n_unlabeled(r) for _, r in df.iterrows()]
     panels = list(dict.fromkeys(zip(df["dataset"], df["attack"])))
-    fig, axes = _grid(1, len(panels))
+    fig, axes = grid(1, len(panels))
     data = {}
     for ax, (ds, attack) in zip(axes[0], panels):
         part = df[(df["dataset"] == ds) & (df["attack"] == attack)]
@@ -237,15 +239,20 @@ def read_metrics(path: str | os.PathLike, needed: Sequence[str]) -> pd.DataFrame
     return df
 
 
+def run_name(path: str | os.PathLike) -> str:
+    """A run's name in legends: its metrics file's name without `.metrics.csv` (or `.csv`)."""
+    return Path(path).name.removesuffix(".metrics.csv").removesuffix(".csv")
+
+
 def schedule(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict[str, tuple[list, list]]:
     """Learning rate against the optimizer step (the epoch where the CSV has no steps), one curve per run."""
-    fig, axes = _grid(1, 1, size=(6, 3.5))
+    fig, axes = grid(1, 1, size=(6, 3.5))
     ax = axes[0][0]
     data = {}
     for path in paths:
         df = read_metrics(path, ("epoch", "lr"))
         x = "step" if "step" in df.columns and df["step"].notna().all() else "epoch"
-        name = Path(path).name.removesuffix(".metrics.csv").removesuffix(".csv")
+        name = run_name(path)
         data[name] = (df[x].tolist(), df["lr"].astype(float).tolist())
         ax.plot(*data[name], marker=".", label=literal(name))
         ax.set_xlabel(x)
@@ -265,7 +272,7 @@ TRAINING_PANELS = {
 def training(path: str | os.PathLike, out: str | os.PathLike) -> dict[str, dict[str, tuple[list, list]]]:
     """Loss terms (total, natural, robust) and accuracies (train, held-out clean and robust) per epoch."""
     df = read_metrics(path, ("epoch",))
-    fig, axes = _grid(1, len(TRAINING_PANELS))
+    fig, axes = grid(1, len(TRAINING_PANELS))
     data: dict[str, dict[str, tuple[list, list]]] = {}
     for ax, (panel, columns) in zip(axes[0], TRAINING_PANELS.items()):
         data[panel] = {}

@@ -69,7 +69,7 @@ LAYERS = (
     ("evaluate",),
     ("audit",),
     ("tables", "cards"),
-    ("plots", "surfaces", "site"),
+    ("plots", "surfaces", "convergence", "site"),
     ("modelcard",),
     ("recipes", "worker"),
     ("sweep", "scheduler"),

@@ -8,6 +8,7 @@ import click
 
 from srtbench.cli.app import echo, main
 from srtbench.config import choices_of, option_name
+from srtbench.convergence import RULE
 from srtbench.neighborhoods import ThreatConfig, atoms
 
 
@@ -126,4 +127,20 @@ def training(metrics, out):
     from srtbench import plots
 
     plots.training(metrics, out)
+    _written(out)
+
+
+@plot.command("convergence", help=f"""Held-out clean and robust accuracy per SGD step, and whether each run converged.
+
+    METRICS are trainer metrics CSVs, or folders standing for every *.metrics.csv in them; a line per run, named
+    by its file's stem. Printed per run, the verdict: {RULE}. Rows without a held-out check are skipped; a run
+    without a check that early gets no verdict.
+    """)
+@click.argument("metrics", nargs=-1, required=True, type=click.Path())
+@OUT
+def convergence(metrics, out):
+    from srtbench.convergence import convergence as draw
+
+    for verdict in draw(metrics, out).values():
+        echo(verdict.line())
     _written(out)

@@ -1,0 +1,113 @@
+"""Whether training runs converged: the held-out check's accuracy per SGD step from metrics CSVs, and a verdict.
+
+The verdict reads only the held-out robust accuracy (`robust_acc`; rows where no check ran hold NaN and are
+skipped): its change over the last quarter of the run, from the last check at or before 75% of the last check's
+step to the last check. A change smaller than `FLAT_WITHIN` points is flat; a larger one is rising or falling. A
+run with no check that early gets no verdict (the trainer's final check and the one before it can be a few dozen
+steps apart, where any curve looks flat).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from srtbench.errors import SrtbenchError
+
+FLAT_WITHIN = 1.0  # accuracy points: a smaller change of held-out robust accuracy over the tail is flat
+TAIL = 0.25  # the tail: the last quarter of the run's steps
+COLUMNS = ("step", "clean_acc", "robust_acc")
+PANELS = {"clean": "clean_acc", "robust": "robust_acc"}
+RULE = (f"the change of held-out robust accuracy over the last {TAIL:.0%} of the run's steps (from the last check "
+        f"at or before {1 - TAIL:.0%} of the last check's step): under {FLAT_WITHIN:g} point is flat, else rising "
+        "or falling")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One run's held-out checks (step, robust accuracy) and what their tail says."""
+
+    name: str
+    checks: tuple[tuple[int, float], ...]
+
+    @property
+    def reference(self) -> tuple[int, float] | None:
+        """The check the tail starts from: the last at or before (1 - TAIL) of the last check's step."""
+        if len(self.checks) < 2:
+            return None
+        bound = (1 - TAIL) * self.checks[-1][0]
+        earlier = [c for c in self.checks[:-1] if c[0] <= bound]
+        return earlier[-1] if earlier else None
+
+    @property
+    def change(self) -> float | None:
+        """Robust accuracy at the last check minus at the reference (None without one)."""
+        return None if self.reference is None else self.checks[-1][1] - self.reference[1]
+
+    @property
+    def word(self) -> str | None:
+        """flat, rising or falling; None without a reference check."""
+        if self.change is None:
+            return None
+        if abs(self.change) < FLAT_WITHIN:
+            return "flat"
+        return "rising" if self.change > 0 else "falling"
+
+    def line(self) -> str:
+        """e.g. `at: robust 74.4 at step 2,400, +0.4 over its last 25% (steps 1,800→2,400): flat`."""
+        if not self.checks:
+            return f"{self.name}: no held-out check ran: no verdict"
+        step, robust = self.checks[-1]
+        if self.reference is None:
+            return (f"{self.name}: robust {robust:.1f} at step {step:,}, no held-out check at or before "
+                    f"{1 - TAIL:.0%} of its steps: no verdict")
+        first = self.reference[0]
+        return (f"{self.name}: robust {robust:.1f} at step {step:,}, {self.change:+.1f} over its last {TAIL:.0%} "
+                f"(steps {first:,}→{step:,}): {self.word}")
+
+
+def verdict(name: str, rows: Iterable[tuple[float, float]]) -> Verdict:
+    """The verdict on (step, held-out robust accuracy) rows in training order; rows with a NaN in either (no
+    check ran) are skipped."""
+    checks = tuple((int(step), float(robust)) for step, robust in rows
+                   if not (math.isnan(float(step)) or math.isnan(float(robust))))
+    return Verdict(name, checks)
+
+
+def metrics_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The metrics CSVs named, a folder standing for every `*.metrics.csv` in it."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            inside = sorted(path.glob("*.metrics.csv"))
+            if not inside:
+                raise SrtbenchError(f"{path}: no *.metrics.csv in this folder")
+            found += inside
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict[str, Verdict]:
+    """Held-out clean and robust accuracy against the SGD step (two panels, a line per run named by its file's
+    stem), written as OUT.png and OUT.pdf; returns each run's verdict."""
+    from srtbench import plots
+
+    files = metrics_files(paths)
+    frames = {plots.run_name(path): plots.read_metrics(path, COLUMNS) for path in files}
+    if len(frames) < len(files):
+        raise SrtbenchError("two metrics files share a name; a line per run needs distinct file stems")
+    fig, axes = plots.grid(1, len(PANELS))
+    for name, df in frames.items():
+        for ax, column in zip(axes[0], PANELS.values()):
+            rows = df[df["step"].notna() & df[column].notna()]
+            ax.plot(rows["step"], rows[column].astype(float), marker="o", ms=3, label=plots.literal(name))
+    for ax, panel in zip(axes[0], PANELS):
+        ax.set(xlabel="SGD step", ylabel=f"held-out {panel} accuracy (%)", title=f"held-out {panel} accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    plots.save(fig, out)
+    return {name: verdict(name, zip(df["step"], df["robust_acc"])) for name, df in frames.items()}

@@ -1,0 +1,99 @@
+"""The convergence verdict on held-out checks, and `srtbench plot convergence` on constructed metrics CSVs."""
+
+import math
+
+import pandas as pd
+from click.testing import CliRunner
+
+from srtbench.cli import main
+from srtbench.convergence import FLAT_WITHIN, TAIL, verdict
+
+NAN = math.nan
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def metrics_csv(path, robust, clean=None):
+    """A trainer metrics CSV with a held-out check where `robust` is not NaN, 100 steps per epoch."""
+    n = len(robust)
+    pd.DataFrame({"epoch": range(1, n + 1), "step": [100 * (i + 1) for i in range(n)], "lr": 0.1, "loss": 1.0,
+                  "clean_acc": clean or [NAN if math.isnan(r) else 80.0 for r in robust],
+                  "robust_acc": robust}).to_csv(path, index=False)
+    return str(path)
+
+
+def test_a_change_under_the_threshold_over_the_last_quarter_is_flat():
+    v = verdict("at", [(1200, 60.0), (1800, 74.4), (2340, 80.0), (2400, 74.4 + FLAT_WITHIN / 2)])
+    assert v.reference == (1800, 74.4) and v.word == "flat"
+    assert v.line() == "at: robust 74.9 at step 2,400, +0.5 over its last 25% (steps 1,800→2,400): flat"
+
+
+def test_a_change_of_the_threshold_or_more_is_rising_or_falling():
+    assert verdict("a", [(1, 50.0), (4, 50.0 + FLAT_WITHIN)]).word == "rising"
+    assert verdict("a", [(1, 50.0), (4, 50.0 - FLAT_WITHIN)]).word == "falling"
+
+
+def test_checks_inside_the_tail_are_not_the_reference():
+    """The trainer's final check can follow the last periodic one by a few steps: comparing those two would call
+    any curve flat."""
+    assert verdict("a", [(100, 10.0), (390, 60.0), (400, 60.2)]).word == "rising"  # 100 → 400, not 390 → 400
+    assert verdict("a", [(100, 10.0), (300, 60.0), (400, 60.2)]).word == "flat"  # 300 = (1 - TAIL) · 400
+    assert TAIL == 0.25
+
+
+def test_rows_without_a_check_are_skipped():
+    v = verdict("a", [(1, NAN), (2, 60.0), (3, NAN), (4, 65.0), (5, NAN)])
+    assert v.checks == ((2, 60.0), (4, 65.0))
+    assert v.change == 5.0 and v.word == "rising"
+    assert "(steps 2→4)" in v.line()
+
+
+def test_no_check_early_enough_gives_no_verdict():
+    one, late, none = verdict("a", [(1, NAN), (2, 60.0)]), verdict("c", [(90, 50.0), (100, 60.0)]), \
+        verdict("b", [(1, NAN)])
+    assert one.word is None and late.word is None and none.word is None
+    assert one.line() == "a: robust 60.0 at step 2, no held-out check at or before 75% of its steps: no verdict"
+    assert none.line() == "b: no held-out check ran: no verdict"
+
+
+def test_cli_draws_each_run_and_prints_a_verdict_per_run(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    metrics_csv(runs / "at.metrics.csv", [NAN, 60.0, 70.0, NAN, 70.3])
+    metrics_csv(runs / "trades.metrics.csv", [NAN, 50.0, NAN, 60.0])
+    out = run("plot", "convergence", str(runs), "--out", str(tmp_path / "fig"))
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[:2] == [
+        "at: robust 70.3 at step 500, +0.3 over its last 25% (steps 300→500): flat",
+        "trades: robust 60.0 at step 400, +10.0 over its last 25% (steps 200→400): rising",
+    ]
+    assert all((tmp_path / f"fig.{fmt}").stat().st_size > 1000 for fmt in ("png", "pdf"))
+
+
+def test_cli_takes_files_and_folders_alike(tmp_path):
+    path = metrics_csv(tmp_path / "at.metrics.csv", [60.0, NAN, NAN, 61.0])
+    out = run("plot", "convergence", path, "--out", str(tmp_path / "fig"))
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("at: robust 61.0 at step 400, +1.0")
+
+
+def test_bad_metrics_are_one_line_and_exit_2(tmp_path):
+    no_step = tmp_path / "old.metrics.csv"
+    pd.DataFrame({"epoch": [1], "robust_acc": [50.0]}).to_csv(no_step, index=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for bad, says in ((no_step, "missing step, clean_acc"), (tmp_path / "missing.csv", "not a readable metrics CSV"),
+                      (empty, "no *.metrics.csv")):
+        out = run("plot", "convergence", str(bad), "--out", str(tmp_path / "fig"))
+        assert out.exit_code == 2, out.output
+        assert len(out.output.strip().splitlines()) == 1 and says in out.output, out.output
+
+
+def test_two_runs_of_one_name_are_refused(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    paths = [metrics_csv(tmp_path / d / "at.metrics.csv", [60.0, 61.0]) for d in ("a", "b")]
+    out = run("plot", "convergence", *paths, "--out", str(tmp_path / "fig"))
+    assert out.exit_code == 2 and "share a name" in out.output, out.output
