@@ -78,7 +78,8 @@ def verdict(name: str, rows: Iterable[tuple[float, float]]) -> Verdict:
 
 
 def metrics_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """The metrics CSVs named, a folder standing for every `*.metrics.csv` in it."""
+    """The metrics CSVs named, a folder standing for every `*.metrics.csv` in it, a checkpoint for the metrics its
+    training wrote beside it (`NAME.pt` -> `NAME.metrics.csv`)."""
     found = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -87,7 +88,7 @@ def metrics_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
                 raise SrtbenchError(f"{path}: no *.metrics.csv in this folder")
             found += inside
         else:
-            found.append(path)
+            found.append(path.with_suffix(".metrics.csv") if path.suffix == ".pt" else path)
     return list(dict.fromkeys(found))
 
 

@@ -97,3 +97,27 @@ def test_two_runs_of_one_name_are_refused(tmp_path):
     paths = [metrics_csv(tmp_path / d / "at.metrics.csv", [60.0, 61.0]) for d in ("a", "b")]
     out = run("plot", "convergence", *paths, "--out", str(tmp_path / "fig"))
     assert out.exit_code == 2 and "share a name" in out.output, out.output
+
+
+def test_a_recipe_step_reads_the_metrics_its_checkpoints_trainings_wrote(tmp_path):
+    """`PlotJob("convergence", checkpoints)`: each NAME.pt stands for NAME.metrics.csv, so the step depends on the
+    trainings (their outputs) and prints each run's verdict."""
+    from srtbench.recipes.jobs import PlotJob
+
+    metrics_csv(tmp_path / "at.metrics.csv", [NAN, 60.0, 70.0, NAN, 70.3])
+    lines = []
+    PlotJob("convergence", (str(tmp_path / "at.pt"),), str(tmp_path / "convergence")).execute(lines.append)
+    assert lines == ["at: robust 70.3 at step 500, +0.3 over its last 25% (steps 300→500): flat",
+                     f"wrote {tmp_path / 'convergence'}.png and {tmp_path / 'convergence'}.pdf"]
+    assert (tmp_path / "convergence.png").stat().st_size > 1000
+
+
+def test_the_equal_steps_table4_draws_the_convergence_of_its_first_seeds_runs():
+    from srtbench import recipes
+
+    steps = recipes.plan("table4", "cpu", protocol="steps", seeds=(0, 1))
+    plots = [s for s in steps if s.kind == "plot"]
+    trained = [s.output for s in steps if s.kind == "train" and "-s1" not in s.output]
+    assert len(plots) == 1 and plots[0].job.kind_of_plot == "convergence" and list(plots[0].inputs) == trained
+    assert len(trained) == 7 and steps.index(plots[0]) > max(steps.index(s) for s in steps if s.output in trained)
+    assert not [s for s in recipes.plan("table4", "cpu") if s.kind == "plot"]  # equal epochs: as before

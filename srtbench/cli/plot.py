@@ -132,7 +132,8 @@ def training(metrics, out):
 
 @plot.command("convergence", help=f"""Held-out clean and robust accuracy per SGD step, and whether each run converged.
 
-    METRICS are trainer metrics CSVs, or folders standing for every *.metrics.csv in them; a line per run, named
+    METRICS are trainer metrics CSVs, folders standing for every *.metrics.csv in them, or checkpoints standing for
+    the metrics their training wrote beside them (NAME.pt: NAME.metrics.csv); a line per run, named
     by its file's stem. Printed per run, the verdict: {RULE}. Rows without a held-out check are skipped; a run
     without a check that early gets no verdict.
     """)

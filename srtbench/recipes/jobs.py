@@ -205,9 +205,10 @@ class TableJob:
 
 @dataclass(frozen=True)
 class PlotJob:
-    """`plots.budget` / `plots.unlabeled` of results CSVs, or `surfaces.surface` of checkpoints."""
+    """`plots.budget` / `plots.unlabeled` of results CSVs, `surfaces.surface` of checkpoints, or the convergence of
+    the trainings that wrote checkpoints (`convergence.convergence`)."""
 
-    kind_of_plot: str  # budget | unlabeled | surface
+    kind_of_plot: str  # budget | unlabeled | surface | convergence
     inputs: tuple[str, ...]
     out: str
     options: tuple[tuple[str, Any], ...] = ()  # budget, unlabeled: attacks; surface: threat, index
@@ -217,19 +218,40 @@ class PlotJob:
         return ["srtbench", "plot", self.kind_of_plot, *self.inputs, *_flags(self.options, {}), "--out", self.out]
 
     def execute(self, echo: Callable[[str], None]) -> None:
-        from srtbench import plots, results, surfaces
-
-        options = dict(self.options)
-        if self.kind_of_plot == "surface":
-            surfaces.surface(list(self.inputs), self.out, options.get("threat", "pixel"), index=options.get("index", 0))
-        else:
-            attacks = options["attacks"].split(",") if options.get("attacks") else None
-            getattr(plots, self.kind_of_plot)(results.collect(list(self.inputs)), self.out, attacks)
+        PLOTTERS.get(self.kind_of_plot, _results_plot)(self, echo)
         echo(f"wrote {self.out}.png and {self.out}.pdf")
 
     @property
     def name(self) -> str:
         return f"plot {self.kind_of_plot}"
 
+
+def _results_plot(job: PlotJob, echo: Callable[[str], None]) -> None:
+    """budget, unlabeled: a figure of results CSVs (`plots.KIND`)."""
+    from srtbench import plots, results
+
+    attacks = dict(job.options).get("attacks")
+    figure = getattr(plots, job.kind_of_plot)
+    figure(results.collect(list(job.inputs)), job.out, attacks.split(",") if attacks else None)
+
+
+def _surface_plot(job: PlotJob, echo: Callable[[str], None]) -> None:
+    from srtbench import surfaces
+
+    options = dict(job.options)
+    surfaces.surface(list(job.inputs), job.out, options.get("threat", "pixel"), index=options.get("index", 0))
+
+
+def _convergence_plot(job: PlotJob, echo: Callable[[str], None]) -> None:
+    """The held-out curves of the checkpoints' trainings, and each run's verdict."""
+    from srtbench.convergence import convergence
+
+    for verdict in convergence(job.inputs, job.out).values():
+        echo(verdict.line())
+
+
+# the figures that are not drawn from results CSVs, by `PlotJob.kind_of_plot`
+PLOTTERS: dict[str, Callable[[PlotJob, Callable[[str], None]], None]] = {
+    "surface": _surface_plot, "convergence": _convergence_plot}
 
 Job = TrainJob | EvaluateJob | TableJob | PlotJob

@@ -66,6 +66,8 @@ def _table4(plan: Plan) -> None:
             # AutoAttack on n_today images under the steps protocol, whose verdicts rest on it; the equal-epoch
             # rows keep the n_slow they were measured on
             plan.evaluate(ckpt, TODAY, n=plan.scale.n_today if plan.protocol == "steps" else None)
+    if plan.protocol == "steps":  # whether the equal steps were enough: every run's held-out curve, and its verdict
+        plan.convergence()
     # under the steps protocol (several seeds) each rival is tested against SRT ("SRT (λ = 1)" is the layout's SRT row)
     plan.table("table4", versus="SRT" if plan.protocol == "steps" else None)
 

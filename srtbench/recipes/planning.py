@@ -17,6 +17,7 @@ from srtbench.recipes.jobs import PlotJob, TableJob
 from srtbench.recipes.scales import LABELED_UNIT, SCALE_PRESETS, SCALES
 from srtbench.recipes.step import Step, evaluate_step, train_step
 from srtbench.registry import Registry
+from srtbench.tables.layouts import LAYOUTS
 
 PROTOCOLS = ("epochs", "steps")
 
@@ -136,11 +137,8 @@ class Plan:
         """The table closing the recipe; `versus`: a row the others are tested against (`srtbench table --versus`)."""
         if not self.last_seed:  # one table over every seed's CSVs
             return
-        title = None
-        if self.protocol == "steps":
-            from srtbench.tables import LAYOUTS
-
-            title = f"{LAYOUTS.get(layout).title} (protocol: equal SGD steps for every defense)"
+        steps = self.protocol == "steps"
+        title = f"{LAYOUTS.get(layout).title} (protocol: equal SGD steps for every defense)" if steps else None
         # the cpu scale's Fashion-MNIST beside the paper's MNIST
         self._add(Step(TableJob(tuple(self.csvs), layout, f"{self.results_dir}/{self.experiment}.md",
                                 "paper" if layout != "auto" else None, title, versus)))
@@ -150,6 +148,12 @@ class Plan:
             return
         self._add(Step(PlotJob("surface", tuple(checkpoints), f"{self.results_dir}/surface-{threat}-{index}",
                                (("threat", threat), ("index", index)))))
+
+    def convergence(self) -> None:
+        """The first seed's trainings' held-out curves and verdicts (`srtbench plot convergence`), after them."""
+        if self.seed == self.seeds[0]:
+            trained = tuple(s.output for s in self.steps if s.kind == "train")
+            self._add(Step(PlotJob("convergence", trained, f"{self.results_dir}/convergence")))
 
     def plot(self, kind: str, attacks: str) -> None:
         if not self.last_seed:
