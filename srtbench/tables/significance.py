@@ -16,13 +16,12 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from srtbench import results
 from srtbench.data import display_name
 from srtbench.errors import SrtbenchError
 from srtbench.tables.layouts import Column, row_key
 from srtbench.tables.rows import _by_attack, _hits
 from srtbench.tables.seeds import train_seed
-from srtbench.tables.worst import _per_example_path
+from srtbench.tables.worst import row_examples
 
 NO_FILE = "no per-example file"
 OTHER_IMAGES = "different test images"
@@ -59,12 +58,9 @@ def welch(first: Sequence[float], second: Sequence[float]) -> float | None:
 def _outcomes(row: pd.Series) -> tuple[torch.Tensor, torch.Tensor] | None:
     """A row's test-image indices in ascending order and, for each, whether it stayed correct under the attack; None
     without a per-example file."""
-    from srtbench.outcomes import Examples
-
-    path = _per_example_path(row)
-    if path is None:
+    examples = row_examples(row)
+    if examples is None:
         return None
-    examples = Examples.from_dict(results.read_per_example(path))
     order = examples.index.argsort()
     return examples.index[order], examples.adv_correct[order]
 

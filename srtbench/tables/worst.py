@@ -33,17 +33,22 @@ def _per_example_path(row: pd.Series) -> Path | None:
     return path if path.is_file() else None
 
 
+def row_examples(row: pd.Series):
+    """The row's per-example outcomes (`outcomes.Examples`), or None where it has no per-example file."""
+    from srtbench.outcomes import Examples
+
+    path = _per_example_path(row)
+    return None if path is None else Examples.from_dict(results.read_per_example(path))
+
+
 def worst_case_accuracy(rows: Sequence[pd.Series]) -> float | None:
     """Percent of examples that every attack failed on (`outcomes.worst_case`), over the examples all of them
     evaluated (`outcomes.common_examples`); None where a row has no per-example file."""
-    from srtbench.outcomes import Examples, accuracy, common_examples, worst_case
+    from srtbench.outcomes import accuracy, common_examples, worst_case
 
-    loaded: list[Examples] = []
-    for r in rows:
-        path = _per_example_path(r)
-        if path is None:
-            return None
-        loaded.append(Examples.from_dict(results.read_per_example(path)))
+    loaded = [row_examples(r) for r in rows]
+    if any(e is None for e in loaded):
+        return None
     if not loaded:
         return None
     aligned = common_examples(loaded)
