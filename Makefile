@@ -41,6 +41,7 @@ BENCH_N ?= 200
 bench: setup
 	$(BIN)/python benchmarks/attacks.py
 	$(BIN)/python benchmarks/pointwise.py
+	$(BIN)/python benchmarks/layout.py
 	$(BIN)/srtbench evaluate models/fmnist-srt-pixel.pt --attacks all --n $(BENCH_N) --force \
 	  --out $(or $(TMPDIR),/tmp)/srtbench-bench.csv
 

@@ -127,12 +127,23 @@ def _ray(fmnist_train):
     ray.shutdown()
 
 
+RAY_TESTS_LEFT = [0]  # this process's tests that use `embedded_ray`, not yet run (pytest_collection_finish)
+
+
+def pytest_collection_finish(session):
+    RAY_TESTS_LEFT[0] = sum("embedded_ray" in getattr(item, "fixturenames", ()) for item in session.items)
+
+
 @pytest.fixture
 def embedded_ray(_ray):
     """One embedded Ray (2 CPUs) for every test that schedules on it; those tests share the xdist group "ray", so
     they run on one worker, one after another, and start Ray once, or again after a test that left it to join a
-    cluster of its own (tests/test_scheduler.py's lost node)."""
+    cluster of its own (tests/test_scheduler.py's lost node).  It stops after the last of them: idle, its daemons
+    still take ~4% of a core from the tests that follow."""
     if not _ray.is_initialized():
         _ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    return _ray
+    yield _ray
+    RAY_TESTS_LEFT[0] -= 1
+    if RAY_TESTS_LEFT[0] <= 0:
+        _ray.shutdown()
 

@@ -87,9 +87,24 @@ def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
     at = next(j for j in jobs if j.defense == "at")
     assert "pixel" in at.preset
     if scale == "cpu":
-        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 2400 --check-every 5"
+        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 2400 --check-every 1"
                     " --no-amp --out runs/fmnist-spatial-cpu/srt-lam0.2.pt")
         assert expected in [s.command for s in steps]
+
+
+@pytest.mark.parametrize("protocol", ["epochs", "steps"])
+def test_every_run_is_checked_on_held_out_images_about_as_often_in_sgd_steps(protocol):
+    """`--check-every` counts epochs, and a semi-supervised epoch covers D_L ∪ D_U: its runs check every epoch
+    (469 steps at the cpu scale), the supervised every 5 (5 × 79 = 395), never one check in 2,400 steps."""
+    from srtbench.defenses import DEFENSES as REGISTERED
+    from srtbench.presets import PRESETS
+
+    for job in trains(recipes.plan("table4", "cpu", protocol=protocol)):
+        data = PRESETS.get(job.preset).data
+        unlabeled = data.get("n_unlabeled") or 0 if REGISTERED.get(job.defense).uses_unlabeled else 0
+        per_epoch = (data["n_labeled"] + unlabeled) / 128
+        every = job.option("check_every") * per_epoch
+        assert 350 <= every <= 500, (job.defense, job.option("check_every"), every)
 
 
 def test_table4_attacks_slow_minimum_norm_attacks_on_fewer_images():

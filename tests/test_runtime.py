@@ -57,3 +57,24 @@ def test_cpu_runs_are_deterministic_without_loading_the_compiler():
             " torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._inductor.config' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True", "False"]
+
+
+def test_an_evaluated_model_runs_channels_last_on_the_cpu_with_the_same_logits(trained_cnn, test_batch):
+    """`srtbench evaluate` puts a model's convolutions in channels_last on the CPU (faster there:
+    benchmarks/layout.py); the logits stay those of the stored layout, and a CUDA model is left as it is."""
+    import copy
+
+    from srtbench.runtime import fast_layout
+
+    x = test_batch[0]
+    with torch.no_grad():
+        before = trained_cnn(x)
+        fast = fast_layout(copy.deepcopy(trained_cnn), torch.device("cpu"))
+        after = fast(x)
+    convs = [m.weight for m in fast.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not all(w.is_contiguous() for w in convs)  # the layout did change
+    assert (after - before).abs().max() <= 1e-4
+    kept = copy.deepcopy(trained_cnn)
+    assert fast_layout(kept, torch.device("cuda")) is kept
+    assert all(m.weight.is_contiguous() for m in kept.modules() if isinstance(m, torch.nn.Conv2d))

@@ -76,6 +76,18 @@ def test_resume_after_a_stop_mid_epoch_equals_uninterrupted(tmp_path, sets):
     assert strip == [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in done.metrics]
 
 
+def test_how_often_the_held_out_check_runs_never_changes_the_weights(tmp_path, sets):
+    """Recipes set `check_every` per run so that every run is checked about as often in SGD steps: the check draws
+    from its own generator in eval mode, so the weights are those of a run checked only at its end."""
+    labeled, unlabeled, check = sets
+    often, once = (train(tiny(tmp_path, name=name, check_every=every), labeled=labeled, unlabeled=unlabeled,
+                         check=check, progress=False) for name, every in (("often", 1), ("once", 2)))
+    assert sum(r["robust_acc"] == r["robust_acc"] for r in often.metrics) == 2  # checked each epoch
+    assert sum(r["robust_acc"] == r["robust_acc"] for r in once.metrics) == 1  # NaN but the last
+    a, b = checkpoint.load(often.path).state_dict, checkpoint.load(once.path).state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_checkpoint_meta_and_metrics_csv(tmp_path, sets):
     labeled, unlabeled, check = sets
     run = tiny(tmp_path, epochs=1)

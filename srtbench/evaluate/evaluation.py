@@ -20,7 +20,7 @@ from srtbench.evaluate.targets import Target, check_model, check_out, load_targe
 from srtbench.indicators.diagnosis import Finding, diagnose
 from srtbench.outcomes import accuracy, risks, worst_case
 from srtbench.progress import progress_bar
-from srtbench.runtime import exact_fp32
+from srtbench.runtime import exact_fp32, fast_layout
 
 
 @dataclass
@@ -56,7 +56,7 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
     summaries = []
     for target in targets:
         x, y = tests[target.dataset]
-        target.model.to(device).eval()
+        fast_layout(target.model.to(device), device).eval()
         findings = diagnose(target.model, x[:SUBSET].to(device)) if cfg.adaptive else []
         existing = set() if cfg.force else results.existing_keys(cfg.out)
         with progress_bar(disable=not d.main) as progress:

@@ -40,6 +40,21 @@ def seed_suffix(seed: int) -> str:
     return f"-s{seed}" if seed else ""
 
 
+def check_cadence(extra: Sequence[tuple[str, Any]], defense: str, preset: str) -> list[tuple[str, Any]]:
+    """A scale's extra training options, with the held-out check every about as many SGD steps for every run:
+    `check_every` counts epochs, and an epoch of a semi-supervised run covers D_L ∪ D_U, so its count is scaled by
+    |D_L| / (|D_L| + |D_U|) (at the cpu scale: every 5 epochs of 79 steps, or every epoch of 469)."""
+    from srtbench.defenses import DEFENSES
+    from srtbench.presets import PRESETS
+
+    data = PRESETS.get(preset).data
+    n_unlabeled = data.get("n_unlabeled") or 0
+    if not DEFENSES.get(defense).uses_unlabeled or not n_unlabeled:
+        return list(extra)
+    share = data["n_labeled"] / (data["n_labeled"] + n_unlabeled)
+    return [(k, max(1, round(v * share)) if k == "check_every" else v) for k, v in extra]
+
+
 class Plan:
     """Collects the steps of one recipe, sharing checkpoints between recipes through their file names.
 
@@ -91,7 +106,7 @@ class Plan:
             options.append(("label", label))
         if self.scale.iterations and not {"iterations", "epochs"} & set(extra):
             options.append(("iterations", self.length(defense, preset, n_unlabeled, extra)))
-        options += self.scale.train_extra
+        options += check_cadence(self.scale.train_extra, defense, preset)
         options += extra.items()
         if self.seed:
             options.append(("seed", self.seed))
