@@ -112,12 +112,15 @@ def test_a_recipe_step_reads_the_metrics_its_checkpoints_trainings_wrote(tmp_pat
     assert (tmp_path / "convergence.png").stat().st_size > 1000
 
 
-def test_the_equal_steps_table4_draws_the_convergence_of_its_first_seeds_runs():
+def test_the_equal_steps_table4_draws_its_first_seeds_convergence_early_and_every_runs_at_the_end():
     from srtbench import recipes
 
     steps = recipes.plan("table4", "cpu", protocol="steps", seeds=(0, 1))
     plots = [s for s in steps if s.kind == "plot"]
     trained = [s.output for s in steps if s.kind == "train" and "-s1" not in s.output]
-    assert len(plots) == 1 and plots[0].job.kind_of_plot == "convergence" and list(plots[0].inputs) == trained
+    assert [p.job.kind_of_plot for p in plots] == ["convergence"] * 2 and list(plots[0].inputs) == trained
     assert len(trained) == 7 and steps.index(plots[0]) > max(steps.index(s) for s in steps if s.output in trained)
+    every = [s.output for s in steps if s.kind == "train"]  # both seeds', after the last of them
+    assert list(plots[1].inputs) == every and len(every) == 14 and steps.index(plots[1]) > steps.index(plots[0])
+    assert steps.index(plots[1]) > max(steps.index(s) for s in steps if s.kind == "train")
     assert not [s for s in recipes.plan("table4", "cpu") if s.kind == "plot"]  # equal epochs: as before

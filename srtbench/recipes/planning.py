@@ -97,13 +97,7 @@ class Plan:
         # the preset fixes dataset, model and schedule: recipes share runs; the steps protocol keeps its own
         folder = preset + ("-steps" if self.protocol == "steps" else "")
         out = f"runs/{folder}/{name}.pt"
-        options: list[tuple[str, Any]] = []
-        if lam is not None:
-            options.append(("lam", lam))
-        if n_unlabeled is not None:
-            options.append(("n_unlabeled", n_unlabeled))
-        if label is not None:
-            options.append(("label", label))
+        options = [(k, v) for k, v in (("lam", lam), ("n_unlabeled", n_unlabeled), ("label", label)) if v is not None]
         if self.scale.iterations and not {"iterations", "epochs"} & set(extra):
             options.append(("iterations", self.length(defense, preset, n_unlabeled, extra)))
         options += check_cadence(self.scale.train_extra, defense, preset)
@@ -165,10 +159,12 @@ class Plan:
                                (("threat", threat), ("index", index)))))
 
     def convergence(self) -> None:
-        """The first seed's trainings' held-out curves and verdicts (`srtbench plot convergence`), after them."""
-        if self.seed == self.seeds[0]:
+        """Held-out curves and verdicts (`srtbench plot convergence`): the first seed's runs once trained, and with
+        several seeds every run after the last."""
+        name = "convergence" if self.seed == self.seeds[0] else "convergence-seeds" if self.last_seed else None
+        if name:
             trained = tuple(s.output for s in self.steps if s.kind == "train")
-            self._add(Step(PlotJob("convergence", trained, f"{self.results_dir}/convergence")))
+            self._add(Step(PlotJob("convergence", trained, f"{self.results_dir}/{name}")))
 
     def plot(self, kind: str, attacks: str) -> None:
         if not self.last_seed:
