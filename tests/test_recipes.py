@@ -105,6 +105,11 @@ def test_every_run_is_checked_on_held_out_images_about_as_often_in_sgd_steps(pro
         per_epoch = (data["n_labeled"] + unlabeled) / 128
         every = job.option("check_every") * per_epoch
         assert 350 <= every <= 500, (job.defense, job.option("check_every"), every)
+    # a run with fewer unlabeled images than its preset's has shorter epochs, so it checks every more of them
+    from srtbench.recipes.planning import check_cadence
+
+    assert dict(check_cadence((("check_every", 5),), "srt", "fmnist-pixel-cpu", 10_000))["check_every"] == 2
+    assert dict(check_cadence((("check_every", 5),), "srt", "fmnist-pixel-cpu"))["check_every"] == 1
 
 
 def test_table4_attacks_slow_minimum_norm_attacks_on_fewer_images():
