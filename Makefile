@@ -45,10 +45,12 @@ bench: setup
 	$(BIN)/srtbench evaluate models/fmnist-srt-pixel.pt --attacks all --n $(BENCH_N) --force \
 	  --out $(or $(TMPDIR),/tmp)/srtbench-bench.csv
 
-# The whole cpu-scale reproduction of REPRODUCTION.md (hours on 2 cores; each recipe resumes where it stopped).
+# The whole cpu-scale reproduction of REPRODUCTION.md (hours on 2 cores; each recipe resumes where it stopped):
+# equal SGD steps for every defense, the default; `make reproduction PROTOCOL=epochs` for the equal-epoch tables.
 EXPERIMENTS := table4 table3 figure7 table6 table5 figure3 table9 table8 figure2 figure1 table2 table1
+PROTOCOL ?= steps
 reproduction: setup
-	for e in $(EXPERIMENTS); do $(BIN)/srtbench reproduce $$e --scale cpu || exit 1; done
+	for e in $(EXPERIMENTS); do $(BIN)/srtbench reproduce $$e --scale cpu --protocol $(PROTOCOL) || exit 1; done
 
 # The reference checkpoints: copies of the reproduction's runs (`srtbench reproduce table4 table3 --scale cpu`),
 # each evaluated on the first 500 test images with PGD-40 at ε 0.1; tests/test_reproduction.py re-evaluates them

@@ -334,6 +334,18 @@ def test_usage_errors_and_interrupts_keep_their_own_form(hostile, monkeypatch):
     assert result.exit_code == 130 and result.output == "interrupted\n"
 
 
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`srtbench reproduce table4 --dry-run | head -1`: the closed pipe is no error and leaves no traceback file.
+    (`true` reads nothing and exits before srtbench has imported, so every write meets a closed pipe.)"""
+    import subprocess
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where a traceback file would go
+    script = f"{sys.executable} -m srtbench reproduce table4 --dry-run | true; echo ${{PIPESTATUS[0]}}"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout == "141\n" and out.stderr == "", (out.stdout, out.stderr)
+    assert not list(tmp_path.glob("srtbench-traceback-*"))
+
+
 def test_model_module_in_the_current_folder_is_importable(hostile, monkeypatch):
     """`--model mod:fn` finds mod.py in the current folder without PYTHONPATH, as `python -m` would."""
     monkeypatch.setattr(evaluate_module, "run_attack", _real_run_attack)

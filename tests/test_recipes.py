@@ -44,8 +44,9 @@ def test_recipe_trains_before_it_evaluates_and_ends_with_its_table_or_plot(name,
     steps = recipes.plan(name, scale)
     trained = set()
     for step in steps[:-1]:
-        if step.kind == "plot":  # a figure of checkpoints (decision surfaces) is drawn once they are trained
-            assert name.startswith("figure") and all(p in trained for p in step.inputs if p.endswith(".pt"))
+        if step.kind == "plot":  # a figure of checkpoints (decision surfaces, held-out curves) once they are trained
+            assert (name.startswith("figure") or step.job.kind_of_plot == "convergence") and all(
+                p in trained for p in step.inputs if p.endswith(".pt"))
             continue
         assert step.kind in ("train", "evaluate")
         if step.kind == "train":
@@ -64,10 +65,12 @@ def test_recipe_trains_before_it_evaluates_and_ends_with_its_table_or_plot(name,
         folder = "results/fmnist" if scale == "cpu" or name == "quick" else "results/paper-scale"
         if name == "quick":
             folder += "/quick"
+        # the cpu scale's default protocol is equal steps, whose tables go to EXPERIMENT-steps/
+        suffix = "-steps" if scale == "cpu" and name != "quick" else ""
         evaluated = [s.output for s in evaluations(steps)]
         assert last.kind == "table" and list(last.job.csvs) == list(dict.fromkeys(evaluated))
         assert all(Path(csv).parent == Path(folder) for csv in evaluated)
-        assert last.job.out == f"{folder}/{name}/{name}.md" or name == "quick"
+        assert last.job.out == f"{folder}/{name}{suffix}/{name}.md" or name == "quick"
         assert last.job.layout == name and tables.LAYOUTS.get(name)
         assert last.job.compare == "paper"
     else:
@@ -88,8 +91,10 @@ def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
     assert "pixel" in at.preset
     if scale == "cpu":
         expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 2400 --check-every 1"
-                    " --no-amp --out runs/fmnist-spatial-cpu/srt-lam0.2.pt")
+                    " --no-amp --out runs/fmnist-spatial-cpu-steps/srt-lam0.2.pt")
         assert expected in [s.command for s in steps]
+        expected = expected.replace("-steps/", "/")  # equal epochs: the committed run's command
+        assert expected in [s.command for s in recipes.plan("table3", scale, protocol="epochs")]
 
 
 @pytest.mark.parametrize("protocol", ["epochs", "steps"])
@@ -113,7 +118,8 @@ def test_every_run_is_checked_on_held_out_images_about_as_often_in_sgd_steps(pro
 
 
 def test_table4_attacks_slow_minimum_norm_attacks_on_fewer_images():
-    by_attacks = {s.job.config.attacks: str(s.job.config.n) for s in evaluations(recipes.plan("table4", "cpu"))}
+    by_attacks = {s.job.config.attacks: str(s.job.config.n) for s in evaluations(
+        recipes.plan("table4", "cpu", "epochs"))}
     # the cpu scale attacks at its presets' training budget, ε 0.1 (Table 6 / Appendix C), not Table 4's 0.3
     pgd = "epsilon=0.1,steps=40,step_size=0.005"
     # the ℓ∞ C&W costs a PGD (all images); the ℓ2 minimum-norm one is slow (after DDN, for its median ℓ2 distance)
@@ -138,7 +144,7 @@ def test_lambda_tables_train_rt_and_srt_at_each_lambda(name, lams):
 
 
 def test_figure2_sweeps_the_unlabeled_count_with_all_labeled_references():
-    jobs = trains(recipes.plan("figure2", "cpu"))
+    jobs = trains(recipes.plan("figure2", "cpu", protocol="epochs"))
     # the presets' own 50,000 is the tables' run (no --n-unlabeled): one run serves both
     srt = [j.option("n_unlabeled", 50_000) for j in jobs if j.defense == "srt"]
     assert srt == [0, 10_000, 20_000, 50_000] * 2  # pixel-wise, then spatial
@@ -211,12 +217,12 @@ def fake_invoke(calls):
 
 def test_reproduce_resumes_by_skipping_finished_steps(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    steps = recipes.plan("table4", "cpu")
+    steps = recipes.plan("table4", "cpu")  # the default protocol, as the command below
     calls = []
     assert recipes.run(steps, echo=lambda s: None, invoke=fake_invoke(calls)) == len(steps)
     again = []
-    assert recipes.run(steps, echo=lambda s: None, invoke=fake_invoke(again)) == 1
-    assert again == [steps[-1].command]  # only the table is redrawn
+    assert recipes.run(steps, echo=lambda s: None, invoke=fake_invoke(again)) == 2
+    assert again == [s.command for s in steps if s.kind in ("plot", "table")]  # only figures and table redrawn
     # an evaluate CSV lacking some of its rows (an interrupted run) is not finished
     partial = next(s for s in steps if s.kind == "evaluate")
     frame = results.read(partial.output)
@@ -225,7 +231,7 @@ def test_reproduce_resumes_by_skipping_finished_steps(tmp_path, monkeypatch):
     out = run("reproduce", "table4", "--dry-run")
     lines = out.output.splitlines()
     assert out.exit_code == 0 and len(lines) == len(steps)
-    assert sum(not ln.startswith("# done: ") for ln in lines) == 2  # the partial evaluate and the table
+    assert sum(not ln.startswith("# done: ") for ln in lines) == 3  # the partial evaluate, the figure, the table
     assert f"{partial.command}" in lines
 
 
@@ -305,12 +311,16 @@ def test_every_command_parses_with_the_real_cli(name, scale):
 
 
 def test_quick_shares_its_runs_with_table4():
+    # the demo keeps equal epochs (its recipe pins them): its standard run is Table 4's at equal epochs
     quick = {j.out for j in trains(recipes.plan("quick"))}
-    assert quick <= {j.out for j in trains(recipes.plan("table4", "cpu"))}
+    assert quick <= {j.out for j in trains(recipes.plan("table4", "cpu", protocol="epochs"))}
+    assert not quick & {j.out for j in trains(recipes.plan("table4", "cpu"))}  # equal steps: runs of its own
+    assert {j.out for j in trains(recipes.plan("quick", protocol="steps"))} <= {
+        j.out for j in trains(recipes.plan("table4", "cpu"))}  # a protocol named wins over the recipe's
 
 
 def test_figure3_draws_surfaces_of_standard_and_srt_models():
-    steps = recipes.plan("figure3", "cpu")
+    steps = recipes.plan("figure3", "cpu", protocol="epochs")
     surfaces = [s.job for s in steps if s.kind == "plot" and s.job.kind_of_plot == "surface"]
     assert {dict(p.options)["threat"] for p in surfaces} == {"pixel", "spatial"}
     for p in surfaces:
@@ -447,16 +457,16 @@ def test_a_checkpoint_shared_by_experiments_is_attacked_with_the_same_settings_i
 def test_cpu_runs_get_equal_epochs_so_semi_supervised_runs_take_more_steps():
     """Section 4: an epoch of SRT covers D_L ∪ D_U (batches split in proportion), so at equal epochs it takes
     (10,000 + 50,000) / 10,000 = 6 times the steps of a supervised run on D_L."""
-    jobs = {j.out: j for j in trains(recipes.plan("table4", "cpu"))}
+    jobs = {j.out: j for j in trains(recipes.plan("table4", "cpu", protocol="epochs"))}
     steps = {out.rsplit("/", 1)[1]: j.option("iterations") for out, j in jobs.items()}
     assert steps == {"standard.pt": 400, "at.pt": 400, "trades.pt": 400, "uat.pt": 2400, "rst.pt": 2400,
                      "srt-lam1.pt": 2400, "at-steps2400.pt": 2400}  # the last: AT at SRT's step count (control)
     assert jobs["runs/fmnist-pixel-cpu/at-steps2400.pt"].option("label") == "AT (2,400 steps)"
-    sweep = {j.out.rsplit("/", 1)[1]: j.option("iterations") for j in trains(recipes.plan("figure2", "cpu"))
+    sweep = {j.out.rsplit("/", 1)[1]: j.option("iterations") for j in trains(recipes.plan("figure2", "cpu", "epochs"))
              if "pixel" in j.out}
     assert sweep == {"srt-lam1-u0.pt": 400, "srt-lam1-u10000.pt": 800, "srt-lam1-u20000.pt": 1200,
                      "srt-lam1.pt": 2400, "at-u0-all-labeled.pt": 2400}  # 60,000 labeled: 6 epochs' worth
-    fast = [j for j in trains(recipes.plan("table9", "cpu")) if j.defense == "fast-srt"]
+    fast = [j for j in trains(recipes.plan("table9", "cpu", "epochs")) if j.defense == "fast-srt"]
     assert fast[0].option("iterations") == 1000  # Table 9: 50 of SRT's 120 epochs
     assert all(j.option("iterations") is None for j in trains(recipes.plan("table4", "paper")))
 
@@ -485,7 +495,7 @@ def test_a_step_makes_the_library_call_its_printed_command_makes(name, scale, tm
 
 
 def test_seeds_train_and_evaluate_every_run_once_per_seed_and_seed_0_keeps_its_paths():
-    one, two = recipes.plan("table4", "cpu"), recipes.plan("table4", "cpu", seeds=(0, 1))
+    one, two = recipes.plan("table4", "cpu", "epochs"), recipes.plan("table4", "cpu", "epochs", seeds=(0, 1))
     assert [s for s in two if s.kind != "table"][:len(one) - 1] == one[:-1]  # seed 0: today's steps and paths
     seed1 = [j for j in trains(two) if j.option("seed") == 1]
     assert {j.out for j in seed1} == {j.out.replace(".pt", "-s1.pt") for j in trains(one)}
@@ -501,15 +511,19 @@ def test_seeds_train_and_evaluate_every_run_once_per_seed_and_seed_0_keeps_its_p
 
 def test_steps_protocol_gives_every_defense_the_same_sgd_steps_in_its_own_folders():
     steps = recipes.plan("table4", "cpu", protocol="steps")
+    assert [s.command for s in steps] == [s.command for s in recipes.plan("table4", "cpu")]  # the cpu default
     jobs = trains(steps)
-    assert {j.option("iterations") for j in jobs} == {2400}  # AT and standard as many as SRT
-    assert "at-steps2400" not in {Path(j.out).stem for j in jobs}  # the epochs protocol's control is AT here
+    lengths = {Path(j.out).stem: j.option("iterations") for j in jobs}
+    # AT and standard as many as SRT; AT and TRADES also at twice the steps: whether 2,400 were enough
+    assert lengths.pop("at-steps4800") == lengths.pop("trades-steps4800") == 4800
+    assert set(lengths.values()) == {2400} and "at-steps2400" not in lengths  # the epochs protocol's control
+    assert not [s for s in evaluations(steps) if "steps4800" in s.output and "autoattack" in s.job.config.attacks]
     assert all(j.out.startswith("runs/fmnist-pixel-cpu-steps/") for j in jobs)
     outputs = {s.output or s.job.out for s in steps}
-    assert not outputs & {s.output or s.job.out for s in recipes.plan("table4", "cpu")}  # never mixed
+    assert not outputs & {s.output or s.job.out for s in recipes.plan("table4", "cpu", "epochs")}  # never mixed
     table = steps[-1].job
     assert "equal SGD steps" in table.title and table.out == "results/fmnist/table4-steps/table4.md"
-    assert "--title" in steps[-1].argv and "--title" not in recipes.plan("table4", "cpu")[-1].argv
+    assert "--title" in steps[-1].argv and "--title" not in recipes.plan("table4", "cpu", "epochs")[-1].argv
     out = run("reproduce", "table4", "--protocol", "steps", "--scale", "paper", "--dry-run")
     assert out.exit_code == 2 and "--protocol steps needs" in out.output
 
@@ -528,9 +542,10 @@ def test_steps_wait_only_for_the_steps_writing_what_they_read():
 
 
 def test_several_experiments_share_their_common_steps():
-    both = recipes.plan_all(["quick", "table4"])
-    assert len(both) == len(recipes.plan("quick")) + len(recipes.plan("table4")) - 1  # standard's training once
-    out = run("reproduce", "quick", "table4", "--dry-run")
+    both = recipes.plan_all(["quick", "table4"], protocol="epochs")
+    assert len(both) == len(recipes.plan("quick")) + len(recipes.plan("table4", protocol="epochs")) - 1  # standard's
+    # training once
+    out = run("reproduce", "quick", "table4", "--protocol", "epochs", "--dry-run")
     assert out.exit_code == 0 and len(out.output.splitlines()) == len(both)
 
 

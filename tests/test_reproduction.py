@@ -20,8 +20,9 @@ pytestmark = pytest.mark.skipif(not ROOT.is_dir(), reason="not a git checkout: t
 
 
 def _experiment_csvs(name: str) -> list[Path]:
-    """The CSVs an experiment's table or figure reads (results/fmnist/, one per checkpoint), as its recipe says."""
-    last = recipes.plan(name, "cpu")[-1].argv
+    """The CSVs an experiment's table or figure reads (results/fmnist/, one per checkpoint), as its recipe says
+    under equal epochs, the protocol every experiment has committed results for."""
+    last = recipes.plan(name, "cpu", "epochs")[-1].argv
     return [ROOT / a for a in last if a.endswith(".csv")]
 
 

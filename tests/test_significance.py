@@ -209,7 +209,7 @@ def test_an_unknown_row_is_a_one_line_error_listing_the_rows(tmp_path):
 def test_the_steps_table4_recipe_tests_the_rivals_against_srt_as_its_command_does(tmp_path):
     job = recipes.plan("table4", "cpu", protocol="steps")[-1].job
     assert job.kind == "table" and job.versus == "SRT" and job.argv()[-2:] == ["--versus", "SRT"]
-    assert recipes.plan("table4", "cpu")[-1].job.versus is None  # one seed: nothing to test over seeds
+    assert recipes.plan("table4", "cpu", "epochs")[-1].job.versus is None  # equal epochs: no paired tests
     results.append(tmp_path / "r.csv", table4_rows(tmp_path))
     job = dataclasses.replace(job, csvs=(str(tmp_path / "r.csv"),), out=None, compare=None)
     printed = []

@@ -36,6 +36,11 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader stopped (`srtbench reproduce --dry-run | head`): nothing to report
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error as Python flushes
+            sys.exit(141)  # as a shell reports a command killed by SIGPIPE
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise  # usage errors, --help, --version: click prints them its own way
         except Exception as err:  # noqa: BLE001 - the last net: no user sees a traceback unasked

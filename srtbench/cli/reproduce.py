@@ -51,10 +51,11 @@ def run_steps(steps, dry_run, jobs, address, cpus_per_step, gpus_per_step) -> No
 @click.option("--seeds", default="0", show_default=True, metavar="LIST",
               help="train and evaluate every run once per training seed (0,1,2); seed 0 keeps the single-seed "
               "paths, seed s adds -sS; tables show mean ± std over seeds")
-@click.option("--protocol", type=click.Choice(["epochs", "steps"]), default="epochs", show_default=True,
-              help="epochs: every defense the same passes over its data (a semi-supervised defense's epoch covers "
-              "D_L ∪ D_U: 6x the SGD steps at the cpu scale); steps: every defense the same SGD steps, as the official "
-              "code trains RT and SRT (runs/PRESET-steps/, tables titled so)")
+@click.option("--protocol", type=click.Choice(["epochs", "steps"]), default=None,
+              help="steps (the cpu scale's default): every defense the same SGD steps, as the official code trains RT "
+              "and SRT (runs/PRESET-steps/, tables titled so); epochs (the paper scale's, which trains the presets' "
+              "epochs): every defense the same passes over its data, a semi-supervised defense's epoch covering "
+              "D_L ∪ D_U (6x the SGD steps at the cpu scale)")
 @click.option("--dry-run", is_flag=True, help="print the commands (finished ones as '# done: ...') and stop")
 @click.option("--list", "list_", is_flag=True, help="list the experiments")
 @scheduling_options

@@ -7,23 +7,24 @@ A recipe is a function of the scale returning `Step`s.  A step holds the configs
 (MNIST, CIFAR-10, the paper's models and schedules, full test sets).  `--scale cpu` runs the same
 experiment on Fashion-MNIST with SmallCNN through the `fmnist-{pixel,spatial,compound}-cpu` presets
 (the paper's 10,000 labeled + 50,000 unlabeled images, PGD-5 / worst-of-10, short schedules), every
-run 5 epochs as the paper counts them (400 SGD steps on D_L; 2,400 for the defenses whose epochs cover
-D_L ∪ D_U), attacked at the presets' budget (ℓ∞ 0.1) on the first 1,000 test images (250 for
-the slow minimum-norm attacks and AutoAttack).  Every evaluation names its attacks' budgets and steps
-(`pgd[epsilon=0.031,steps=20,step_size=0.003]`): at `--scale paper` the settings of the table's appendix for
-its dataset (`PAPER_ATTACKS`), at `--scale cpu` Appendix C's for ε 0.1 (`CPU_ATTACKS`), so no number depends
-on the battery's defaults, which follow the attacked checkpoint's training budget.  Results go to one CSV per
-checkpoint in the scale's folder (results/fmnist/: a checkpoint is attacked once for every experiment that
-shows it), each experiment's table and figures to FOLDER/EXPERIMENT/.  CIFAR-10 and MNIST settings both map to
-the one Fashion-MNIST preset of their threat, so a two-dataset table has one Fashion-MNIST group.  A step
-whose output exists (evaluate: holds every row it would write, for the checkpoint as it is now) is
+run for 2,400 SGD steps (equal steps, the default: what 5 epochs of D_L ∪ D_U take; `--protocol epochs`:
+5 epochs, 400 steps on D_L, 2,400 for the defenses whose epochs cover D_L ∪ D_U), attacked at the presets' budget
+(ℓ∞ 0.1) on the first 1,000 test images (250 for the slow minimum-norm attacks and AutoAttack).  Every evaluation
+names its attacks' budgets and steps (`pgd[epsilon=0.031,steps=20,step_size=0.003]`): at `--scale paper` the
+settings of the table's appendix for its dataset (`PAPER_ATTACKS`), at `--scale cpu` Appendix C's for ε 0.1
+(`CPU_ATTACKS`), so no number depends on the battery's defaults, which follow the attacked checkpoint's training
+budget. Results go to one CSV per checkpoint in the scale's folder (results/fmnist/: a checkpoint is attacked once
+for every experiment that shows it), each experiment's table and figures to FOLDER/EXPERIMENT/. CIFAR-10 and MNIST
+settings both map to the one Fashion-MNIST preset of their threat, so a two-dataset table has one Fashion-MNIST
+group. A step whose output exists (evaluate: holds every row it would write, for the checkpoint as it is now) is
 skipped, so an interrupted recipe resumes where it stopped; tables and plots are always redrawn.
 
 Two axes apply to every recipe: seeds (`plan(..., seeds=(0, 1, 2))` trains and evaluates each run once per
-training seed; seed 0 keeps the paths of a single-seed run, seed s adds `-sS`) and the protocol (`epochs`, the
-paper's, or `steps`: every run of the experiment gets the SGD steps of a semi-supervised run, in a `PRESET-steps/`
-folder of its own).  Steps run one after another in fresh processes (`run`), or side by side on Ray
-(`srtbench.scheduler`).
+training seed; seed 0 keeps the paths of a single-seed run, seed s adds `-sS`) and the protocol: `steps`, the cpu
+scale's default, gives every run of the experiment the SGD steps of a semi-supervised run, as the official code
+trains RT and SRT, in a `PRESET-steps/` folder of its own; `epochs`, the paper scale's (its presets count epochs),
+gives every run the same passes over its data; the paper says neither.  Steps run one after another in fresh
+processes (`run`), or side by side on Ray (`srtbench.scheduler`).
 
 The modules, each importing only those before it: `jobs` (what a step runs, and its command line), `step`,
 `settings` (the attacks' settings of each scale), `scales`, `planning` (`Plan`, `recipe`, `RECIPES`), the recipes

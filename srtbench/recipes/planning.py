@@ -63,12 +63,12 @@ class Plan:
     A recipe is built once per seed (`seed` is the one being built): trainings and evaluations are per seed, the
     table or figure that closes the recipe is added once, after the last seed, over every seed's CSVs."""
 
-    def __init__(self, scale: str, experiment: str, protocol: str = "epochs", seeds: Sequence[int] = (0,)):
+    def __init__(self, scale: str, experiment: str, protocol: str | None = None, seeds: Sequence[int] = (0,)):
         check_scale(scale)
-        check_protocol(protocol, scale)
         self.scale = SCALE_PRESETS[scale]
+        self.protocol = protocol or self.scale.protocol  # the scale's default: steps at cpu, epochs at paper
+        check_protocol(self.protocol, scale)
         self.experiment = experiment
-        self.protocol = protocol
         self.seeds = tuple(seeds)
         self.seed = self.seeds[0]
         self.steps: list[Step] = []
@@ -115,8 +115,8 @@ class Plan:
     def length(self, defense: str, preset: str, n_unlabeled: int | None = None,
                extra: Mapping[str, Any] | None = None) -> int:
         """A run's length at a fixed-length scale: the scale's steps per LABELED_UNIT labeled images, scaled by the
-        images one epoch of this run passes over, so every run gets the same number of epochs, as in the paper
-        (Section 4: an epoch of a semi-supervised defense covers D_L ∪ D_U, its batches split in proportion to the
+        images one epoch of this run passes over, so every run gets the same number of epochs (this reading of
+        Section 4: an epoch of a semi-supervised defense covers D_L ∪ D_U, its batches split in proportion to the
         two sets, so it takes (|D_L| + |D_U|) / |D_L| times the steps of a supervised one).  Under the steps
         protocol every run gets the length of a semi-supervised run on the preset's D_L ∪ D_U."""
         from srtbench.defenses import DEFENSES
@@ -178,5 +178,6 @@ class Plan:
 RECIPES: Registry[Callable[[Plan], None]] = Registry("experiment")
 
 
-def recipe(name: str, title: str):
-    return RECIPES.register(name, title=title)
+def recipe(name: str, title: str, protocol: str | None = None):
+    """Registers a recipe; `protocol` pins the one it runs under unless the caller names one."""
+    return RECIPES.register(name, title=title, protocol=protocol)

@@ -32,9 +32,11 @@ def parse_seeds(text: str | Sequence[int]) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def plan(experiment: str, scale: str = "cpu", protocol: str = "epochs", seeds: Sequence[int] = (0,)) -> list[Step]:
+def plan(experiment: str, scale: str = "cpu", protocol: str | None = None, seeds: Sequence[int] = (0,)) -> list[Step]:
+    """The steps of one experiment; `protocol` None: the recipe's own if it pins one (`quick`), else the scale's."""
     build = RECIPES.get(experiment)
     check_scale(scale)  # before `quick` pins its own scale, so a typo is never accepted
+    protocol = protocol or RECIPES.meta(experiment).get("protocol")
     p = Plan("cpu" if experiment == "quick" else scale, experiment, protocol, parse_seeds(seeds))
     for seed in p.seeds:
         p.seed = seed
@@ -42,7 +44,7 @@ def plan(experiment: str, scale: str = "cpu", protocol: str = "epochs", seeds: S
     return p.steps
 
 
-def plan_all(experiments: Sequence[str], scale: str = "cpu", protocol: str = "epochs",
+def plan_all(experiments: Sequence[str], scale: str = "cpu", protocol: str | None = None,
              seeds: Sequence[int] = (0,)) -> list[Step]:
     """The steps of several experiments in order, each shared run or evaluation once."""
     steps: list[Step] = []

@@ -27,6 +27,7 @@ class Scale:
     n_today: int | None = None  # images AutoAttack attacks where a recipe asks for more than n_slow
     iterations: int | None = None  # SGD steps of a supervised run on LABELED_UNIT images, unless a recipe sets the
     # length (None: the preset's); other runs get as many epochs (`Plan.length`)
+    protocol: str = "epochs"  # a recipe's protocol unless one is named: `steps` needs `iterations`
     train_extra: tuple[tuple[str, Any], ...] = ()  # options (field, value) added to every training run
     results: str = "results/paper-scale"  # one CSV per checkpoint, shared by every experiment; EXPERIMENT/ holds
     # each experiment's table and figures
@@ -67,11 +68,13 @@ SCALE_PRESETS = {
                                               "cifar10-fast-spatial")},
         **{s: "fmnist-pixel-cpu" for s in ("cifar10-pixel-table2", "cifar10-pixel", "mnist-pixel",
                                             "mnist-pixel-table6", "cifar10-fast-pixel")},
-    }, n=1_000, n_slow=250, n_today=500, iterations=400, train_extra=(("check_every", 5), ("amp", False)),
-        results="results/fmnist",
+    }, n=1_000, n_slow=250, n_today=500, iterations=400, protocol="steps",
+        train_extra=(("check_every", 5), ("amp", False)), results="results/fmnist",
         attack_settings=CPU_ATTACKS),
 }
 # why 400 steps at the CPU scale: 5 epochs of D_L (10,000 / 128 = 79 steps each), where SmallCNN has left its
 # chance plateau and AT clears 60% PGD accuracy; fp32 (--no-amp) wherever it runs, so a row trained on a GPU
 # compares with one trained on the CPU; an SRT epoch covers D_L ∪ D_U (469 steps), so equal epochs give
-# it 2,400 (`Plan.length`), and Table 4 adds AT at 2,400 steps as a control; the held-out check every 5 epochs
+# it 2,400 (`Plan.length`), and Table 4 adds AT at 2,400 steps as a control; the default protocol, equal
+# steps, gives every run those 2,400, as the official code trains RT and SRT (pixel_exps/train.py); the held-out
+# check every 5 epochs (of D_L: `check_cadence`)
