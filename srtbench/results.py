@@ -267,9 +267,14 @@ def collect(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     return pd.concat([read(f) for f in files], ignore_index=True)
 
 
+# CSVs srtbench writes that are not results, skipped in a folder (named on the command line, one is still read,
+# and refused as not a results CSV): a training run's metrics, the numbers behind a figure (`plot surface`)
+SIDE_CSVS = (".metrics.csv", ".values.csv")
+
+
 def _folder_csvs(folder: Path) -> list[Path]:
-    """The results CSVs under `folder`: a linked file must stay inside it; a linked sub-folder is not entered (a
-    notice says so), so a link cannot pull in, or loop over, what lies elsewhere."""
+    """The results CSVs under `folder` (not its `SIDE_CSVS`): a linked file must stay inside it; a linked
+    sub-folder is not entered (a notice says so), so a link cannot pull in, or loop over, what lies elsewhere."""
     from srtbench.files import inside
     from srtbench.runtime import notice
 
@@ -279,7 +284,7 @@ def _folder_csvs(folder: Path) -> list[Path]:
             continue
         if path.is_symlink() and path.is_dir():
             notice(f"skipped {path}: a linked folder (name it on the command line to read it)")
-        elif path.suffix == ".csv":
+        elif path.suffix == ".csv" and not path.name.endswith(SIDE_CSVS):
             if path.is_symlink():
                 inside(folder, path, "results CSV")
             found.append(path)

@@ -90,8 +90,27 @@ def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "p
         out_data[label] = grid
         _draw_surface(fig, r, len(ckpts), label, grid)
     fig.suptitle(f"{'decision value D(x)' if value == 'decision' else 'loss'} around test example {index}")
-    save(fig, out)
+    written = save(fig, out)
+    write_values(out_data, written[0].with_suffix(".values.csv"))
     return out_data
+
+
+def write_values(grids: dict[str, dict], path: Path) -> None:
+    """The numbers behind the figure (OUT.values.csv, which results folders skip), one row per model and grid
+    point: `model`, each direction's coordinate (named as the axis), and the value (`decision` or `loss`), so a
+    reading of the surface can cite its data."""
+    import pandas as pd
+
+    from srtbench.runtime import atomic_write_text
+
+    frames = []
+    for label, grid in grids.items():
+        coords = np.meshgrid(*grid["axes_values"], indexing="ij")
+        frame = pd.DataFrame({name: c.ravel() for name, c in zip(grid["axes"], coords)})
+        frame.insert(0, "model", label)
+        frame[grid["value"]] = grid["z"].ravel()
+        frames.append(frame)
+    atomic_write_text(path, pd.concat(frames).to_csv(index=False, float_format="%.6g"))
 
 
 def _draw_surface(fig, row: int, rows: int, label: str, grid: dict) -> None:

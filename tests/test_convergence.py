@@ -70,6 +70,11 @@ def test_cli_draws_each_run_and_prints_a_verdict_per_run(tmp_path):
         "trades: robust 60.0 at step 400, +10.0 over its last 25% (steps 200→400): rising",
     ]
     assert all((tmp_path / f"fig.{fmt}").stat().st_size > 1000 for fmt in ("png", "pdf"))
+    # the numbers behind the figure: every held-out check of every run, nothing else
+    values = pd.read_csv(tmp_path / "fig.values.csv")
+    assert list(values.columns) == ["run", "step", "clean_acc", "robust_acc", "lr"]
+    assert values[["run", "step", "robust_acc"]].values.tolist() == [
+        ["at", 200, 60.0], ["at", 300, 70.0], ["at", 500, 70.3], ["trades", 200, 50.0], ["trades", 400, 60.0]]
 
 
 def test_cli_takes_files_and_folders_alike(tmp_path):

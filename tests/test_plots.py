@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -145,6 +146,13 @@ def test_surface_plots_two_checkpoints_side_by_side(tmp_path, trained_cnn, tiny_
     data = surfaces.surface([a, b], tmp_path / "fig5", value="loss", steps=3, index=7)
     assert list(data) == ["Standard", "SRT"] and data["SRT"]["value"] == "loss"
     assert not (data["Standard"]["z"] == data["SRT"]["z"]).all()
+    # the numbers behind the figure: a row per model and grid point, the values the figure drew
+    values = pd.read_csv(tmp_path / "fig5.values.csv")
+    assert list(values.columns) == ["model", *data["SRT"]["axes"], "loss"] and len(values) == 2 * 3 * 3
+    for label, grid in data.items():
+        np.testing.assert_allclose(values[values.model == label]["loss"], grid["z"].ravel(), rtol=1e-5)
+    assert len(pd.read_csv(tmp_path / "fig3.values.csv")) == 2 * 5 * 5
+    assert not results._folder_csvs(tmp_path)  # not a results CSV: a results folder holding it still renders
 
 
 def write_metrics(path, lrs):
