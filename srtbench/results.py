@@ -78,6 +78,7 @@ WHOLE_COLUMNS = ("n", "seed", "train_seed", "n_labeled", "n_unlabeled", "forward
 NUMBER_COLUMNS = ("fraction", *WHOLE_COLUMNS, *PERCENT_COLUMNS, "mean_distance", "median_distance", "wall_time_s",
                   "train_time_s", "peak_memory_mb")
 REQUIRED = ("label", "attack", "fraction", "clean_acc", "robust_acc", "dataset")
+SIDE_CSVS = (".metrics.csv", ".values.csv")  # not results (a run's metrics, a figure's values): folder scans skip them
 
 
 def dumps(value: Any) -> str:
@@ -265,11 +266,6 @@ def collect(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     if not files:
         raise SrtbenchError(f"no results CSV found in {', '.join(map(str, paths))}")
     return pd.concat([read(f) for f in files], ignore_index=True)
-
-
-# CSVs srtbench writes that are not results, skipped in a folder (named on the command line, one is still read,
-# and refused as not a results CSV): a training run's metrics, the numbers behind a figure (`plot surface`)
-SIDE_CSVS = (".metrics.csv", ".values.csv")
 
 
 def _folder_csvs(folder: Path) -> list[Path]:

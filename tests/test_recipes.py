@@ -107,7 +107,7 @@ def test_every_run_is_checked_on_held_out_images_about_as_often_in_sgd_steps(pro
     for job in trains(recipes.plan("table4", "cpu", protocol=protocol)):
         data = PRESETS.get(job.preset).data
         unlabeled = data.get("n_unlabeled") or 0 if REGISTERED.get(job.defense).uses_unlabeled else 0
-        per_epoch = (data["n_labeled"] + unlabeled) / 128
+        per_epoch = (data["n_labeled"] + unlabeled) / job.option("batch_size", 128)  # RT on SRT's labeled share
         every = job.option("check_every") * per_epoch
         assert 350 <= every <= 500, (job.defense, job.option("check_every"), every)
     # a run with fewer unlabeled images than its preset's has shorter epochs, so it checks every more of them
@@ -115,6 +115,9 @@ def test_every_run_is_checked_on_held_out_images_about_as_often_in_sgd_steps(pro
 
     assert dict(check_cadence((("check_every", 5),), "srt", "fmnist-pixel-cpu", 10_000))["check_every"] == 2
     assert dict(check_cadence((("check_every", 5),), "srt", "fmnist-pixel-cpu"))["check_every"] == 1
+    # smaller batches, longer epochs: RT on 21 images a step checks every epoch (476 steps)
+    assert dict(check_cadence((("check_every", 5),), "rt", "fmnist-pixel-cpu", batch_size=21))["check_every"] == 1
+    assert dict(check_cadence((("check_every", 5),), "rt", "fmnist-pixel-cpu"))["check_every"] == 5
 
 
 def test_table4_attacks_slow_minimum_norm_attacks_on_fewer_images():
@@ -516,6 +519,9 @@ def test_steps_protocol_gives_every_defense_the_same_sgd_steps_in_its_own_folder
     lengths = {Path(j.out).stem: j.option("iterations") for j in jobs}
     # AT and standard as many as SRT; AT and TRADES also at twice the steps: whether 2,400 were enough
     assert lengths.pop("at-steps4800") == lengths.pop("trades-steps4800") == 4800
+    # RT twice: on whole batches of labeled images, and on SRT's labeled share of a batch (as the official code)
+    b21 = next(j for j in jobs if Path(j.out).stem == "rt-lam1-b21")
+    assert b21.option("batch_size") == 21 and b21.option("lam") == 1.0 and "21 labeled" in b21.option("label")
     assert set(lengths.values()) == {2400} and "at-steps2400" not in lengths  # the epochs protocol's control
     assert not [s for s in evaluations(steps) if "steps4800" in s.output and "autoattack" in s.job.config.attacks]
     assert all(j.out.startswith("runs/fmnist-pixel-cpu-steps/") for j in jobs)

@@ -53,6 +53,15 @@ def _table3(plan: Plan) -> None:
 CONVERGENCE_CONTROLS = {"at": "AT", "trades": "TRADES"}
 
 
+def _labeled_share(preset: str) -> int:
+    """The labeled images in one of SRT's batches (`data.ProportionalBatches`: 21 of 128 at 10,000 + 50,000)."""
+    from srtbench.presets import PRESETS
+
+    p = PRESETS.get(preset)
+    n_l, n_u = p.data["n_labeled"], p.data["n_unlabeled"] or 0
+    return max(1, round(p.train["batch_size"] * n_l / (n_l + n_u)))
+
+
 def _twice_as_long(plan: Plan, preset: str) -> list[str]:
     long = 2 * plan.length("at", preset)
     return [plan.train(d, preset, label=f"{name} ({long:,} steps)", extra={"iterations": long}, tag=f"-steps{long}")
@@ -70,6 +79,12 @@ def _table4(plan: Plan) -> None:
         if plan.protocol == "steps":  # RT: SRT's objective on D_L alone, at SRT's steps, the control the official
             # code trains beside SRT (pixel_exps/train.py); the issue-23 comparison names it
             runs.insert(-1, plan.train("rt", p, 1.0))
+            # and RT on SRT's labeled batches (m·|D_L|/(|D_L| + |D_U|) images a step), as the official code trains
+            # it: its loader over D_L takes that share of the batch with or without --IsSemi, so the two differ only
+            # by the unlabeled images SRT adds; the RT above spends SRT's whole batch on labeled images
+            share = _labeled_share(p)
+            runs.insert(-1, plan.train("rt", p, 1.0, label=f"RT (λ = 1, {share} labeled a step)",
+                                       extra={"batch_size": share}, tag=f"-b{share}"))
             if plan.seed == plan.seeds[0]:
                 for ckpt in _twice_as_long(plan, p):  # compared with its 2,400-step run by the fast attacks
                     plan.evaluate(ckpt, [a for a in PIXEL_ATTACKS if not attack_info(a).slow])

@@ -40,20 +40,24 @@ def seed_suffix(seed: int) -> str:
     return f"-s{seed}" if seed else ""
 
 
-def check_cadence(extra: Sequence[tuple[str, Any]], defense: str, preset: str,
-                  n_unlabeled: int | None = None) -> list[tuple[str, Any]]:
+def check_cadence(extra: Sequence[tuple[str, Any]], defense: str, preset: str, n_unlabeled: int | None = None,
+                  batch_size: int | None = None) -> list[tuple[str, Any]]:
     """A scale's extra training options, with the held-out check every about as many SGD steps for every run:
-    `check_every` counts epochs, and an epoch of a semi-supervised run covers D_L ∪ D_U, so its count is scaled by
-    |D_L| / (|D_L| + |D_U|), D_U the run's own where it sets one (at the cpu scale: every 5 epochs of 79 steps,
-    or every epoch of 469)."""
+    `check_every` counts epochs, and an epoch of a semi-supervised run covers D_L ∪ D_U (D_U the run's own where it
+    sets one), one of a run on smaller batches takes more steps, so its count is scaled by
+    |D_L| / (|D_L| + |D_U|) · batch / the preset's batch (at the cpu scale: every 5 epochs of 79 steps, or every
+    epoch of 469 or of 476)."""
     from srtbench.defenses import DEFENSES
     from srtbench.presets import PRESETS
 
-    data = PRESETS.get(preset).data
-    n_unlabeled = (data.get("n_unlabeled") if n_unlabeled is None else n_unlabeled) or 0
-    if "check_every" not in dict(extra) or not DEFENSES.get(defense).uses_unlabeled or not n_unlabeled:
+    p = PRESETS.get(preset)
+    n_unlabeled = (p.data.get("n_unlabeled") if n_unlabeled is None else n_unlabeled) or 0
+    if not DEFENSES.get(defense).uses_unlabeled:
+        n_unlabeled = 0
+    if "check_every" not in dict(extra) or (not n_unlabeled and batch_size in (None, p.train["batch_size"])):
         return list(extra)
-    share = data["n_labeled"] / (data["n_labeled"] + n_unlabeled)
+    share = p.data["n_labeled"] / (p.data["n_labeled"] + n_unlabeled) * (batch_size or p.train["batch_size"]) / \
+        p.train["batch_size"]
     return [(k, max(1, round(v * share)) if k == "check_every" else v) for k, v in extra]
 
 
@@ -102,7 +106,7 @@ class Plan:
         options = [(k, v) for k, v in (("lam", lam), ("n_unlabeled", n_unlabeled), ("label", label)) if v is not None]
         if self.scale.iterations and not {"iterations", "epochs"} & set(extra):
             options.append(("iterations", self.length(defense, preset, n_unlabeled, extra)))
-        options += check_cadence(self.scale.train_extra, defense, preset, n_unlabeled)
+        options += check_cadence(self.scale.train_extra, defense, preset, n_unlabeled, extra.get("batch_size"))
         options += extra.items()
         if self.seed:
             options.append(("seed", self.seed))
