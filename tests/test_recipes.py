@@ -517,8 +517,9 @@ def test_steps_protocol_gives_every_defense_the_same_sgd_steps_in_its_own_folder
     assert [s.command for s in steps] == [s.command for s in recipes.plan("table4", "cpu")]  # the cpu default
     jobs = trains(steps)
     lengths = {Path(j.out).stem: j.option("iterations") for j in jobs}
-    # AT and standard as many as SRT; AT and TRADES also at twice the steps: whether 2,400 were enough
-    assert lengths.pop("at-steps4800") == lengths.pop("trades-steps4800") == 4800
+    # AT and standard as many as SRT; AT, TRADES, RT and SRT also at twice the steps: whether 2,400 were enough
+    for twice in ("at-steps4800", "trades-steps4800", "rt-lam1-steps4800", "srt-lam1-steps4800"):
+        assert lengths.pop(twice) == 4800, twice
     # RT twice: on whole batches of labeled images, and on SRT's labeled share of a batch (as the official code)
     b21 = next(j for j in jobs if Path(j.out).stem == "rt-lam1-b21")
     assert b21.option("batch_size") == 21 and b21.option("lam") == 1.0 and "21 labeled" in b21.option("label")

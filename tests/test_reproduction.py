@@ -1,7 +1,9 @@
 """The committed reproduction: results/fmnist/ renders with every layout that applies, and the reference
 checkpoints in models/ still score what models/reference.csv recorded for them."""
 
+import glob
 import hashlib
+import re
 import shlex
 from pathlib import Path
 
@@ -109,3 +111,26 @@ def test_models_readme_lists_the_recorded_metrics():
         line = next((ln for ln in readme.splitlines() if f"`{row.checkpoint}`" in ln), None)
         assert line is not None, f"{row.checkpoint} missing from models/README.md"
         assert f"{float(row.clean_acc):.1f}" in line and f"{float(row.robust_acc):.1f}" in line
+
+
+# a REPRODUCTION.md block written by a command: `<!-- NAME: srtbench table ... -->` TABLE `<!-- /NAME -->`
+_RENDERED = re.compile(
+    r"<!-- (?P<name>[\w-]+): (?P<command>srtbench table [^\n]*?) -->\n(?P<body>.*?)\n<!-- /(?P=name) -->", re.S)
+
+
+def test_reproduction_tables_are_what_their_commands_print_from_the_committed_csvs(monkeypatch):
+    """A table of REPRODUCTION.md that names its command is that command's output on the tracked CSVs, verbatim:
+    no number typed by hand, none left behind when a CSV changes."""
+    from click.testing import CliRunner
+
+    from srtbench.cli import main
+
+    blocks = list(_RENDERED.finditer((ROOT / "REPRODUCTION.md").read_text()))
+    assert "table4-steps" in {b["name"] for b in blocks}
+    monkeypatch.chdir(ROOT)
+    for block in blocks:
+        argv = [match for arg in shlex.split(block["command"])[1:]
+                for match in (sorted(glob.glob(arg)) if "*" in arg else [arg])]
+        out = CliRunner().invoke(main, argv)
+        assert out.exit_code == 0, out.output
+        assert block["body"].strip() == out.output.strip(), f"{block['name']}: re-render it with `{block['command']}`"

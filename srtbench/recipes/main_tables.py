@@ -47,10 +47,12 @@ def _table3(plan: Plan) -> None:
     plan.table("table3")
 
 
-# whether the equal steps are enough, measured: the slowest learners at twice the steps (the first seed only). At
-# 2,400 steps seed 0's TRADES (the slowest: 60.0 → 69.4 held-out robust) and AT (SRT's closest rival) still rose
-# over their last quarter, across the learning-rate decay (runs/fmnist-pixel-cpu-steps/*.metrics.csv)
-CONVERGENCE_CONTROLS = {"at": "AT", "trades": "TRADES"}
+# whether the equal steps are enough, measured: runs at twice the steps (the first seed only). At 2,400 steps seed
+# 0's TRADES (the slowest: 60.0 → 69.4 held-out robust) and AT (SRT's closest rival) still rose over their last
+# quarter, across the learning-rate decay (results/fmnist/table4-steps/convergence.values.csv); AT at 4,800 steps then
+# gained 2.6 points under PGD, so SRT and RT (λ = 1) run at 4,800 too: does the comparison change with the steps?
+CONVERGENCE_CONTROLS = {"at": ("AT", None), "trades": ("TRADES", None), "rt": ("RT (λ = 1", 1.0),
+                        "srt": ("SRT (λ = 1", 1.0)}
 
 
 def _labeled_share(preset: str) -> int:
@@ -64,8 +66,9 @@ def _labeled_share(preset: str) -> int:
 
 def _twice_as_long(plan: Plan, preset: str) -> list[str]:
     long = 2 * plan.length("at", preset)
-    return [plan.train(d, preset, label=f"{name} ({long:,} steps)", extra={"iterations": long}, tag=f"-steps{long}")
-            for d, name in CONVERGENCE_CONTROLS.items()]
+    return [plan.train(d, preset, lam, label=f"{name}, {long:,} steps)" if lam else f"{name} ({long:,} steps)",
+                       extra={"iterations": long}, tag=f"-steps{long}")
+            for d, (name, lam) in CONVERGENCE_CONTROLS.items()]
 
 
 @recipe("table4", "Table 4: pixel-wise defenses (Standard, AT, TRADES, UAT, RST, SRT) under pixel-wise attacks")
