@@ -13,7 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = ("results", "models", "examples")  # what the tests of shipped data read
-FILES = ("README.md", "pyproject.toml")
+FILES = ("README.md", "REPRODUCTION.md", "pyproject.toml")
 
 
 class NotACheckout(RuntimeError):
