@@ -110,21 +110,18 @@ def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> d
         ax.set(xlabel="SGD step", ylabel=f"held-out {panel} accuracy (%)", title=f"held-out {panel} accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    written = plots.save(fig, out)
-    _write_values(frames, written[0].with_suffix(".values.csv"))
+    plots.save(fig, out, values=_values(frames))
     return {name: verdict(name, zip(df["step"], df["robust_acc"])) for name, df in frames.items()}
 
 
-def _write_values(frames: dict, path: Path) -> None:
-    """The numbers behind the figure (OUT.values.csv, which results folders skip): a row per run and held-out
-    check, with the learning rate and the run's training time so far (`lr`, `total_time_s` where the file has them)."""
+def _values(frames: dict):
+    """The numbers behind the figure: a row per run and held-out check, with the learning rate and the run's
+    training time so far (`lr`, `total_time_s`, where the metrics file has them)."""
     import pandas as pd
-
-    from srtbench.runtime import atomic_write_text
 
     rows = []
     for name, df in frames.items():
         kept = df[df["step"].notna() & df["robust_acc"].notna()]
         rows.append(kept[[c for c in (*COLUMNS, "lr", "total_time_s") if c in kept.columns]].assign(run=name))
     table = pd.concat(rows)
-    atomic_write_text(path, table[["run", *(c for c in table.columns if c != "run")]].to_csv(index=False))
+    return table[["run", *(c for c in table.columns if c != "run")]]

@@ -37,8 +37,9 @@ FORMATS = ("png", "pdf")
 # training-set sizes, for checkpoints whose unlabeled part is "the rest" (n_unlabeled = None)
 
 
-def save(fig, out: str | os.PathLike) -> list[Path]:
-    """Write `out` as PNG and PDF (any suffix of `out` is replaced), atomically."""
+def save(fig, out: str | os.PathLike, values: pd.DataFrame | None = None) -> list[Path]:
+    """Write `out` as PNG and PDF (any suffix of `out` is replaced), atomically, and `values`, the numbers behind
+    the figure, as OUT.values.csv (which results folders skip: `results.SIDE_CSVS`), so a reading cites a file."""
     out = Path(out)
     stem = out.with_suffix("") if out.suffix.lower() in (".png", ".pdf") else out
     written = []
@@ -51,6 +52,11 @@ def save(fig, out: str | os.PathLike) -> list[Path]:
             fig.savefig(tmp, format=fmt, dpi=150, bbox_inches=box)
         written.append(path)
     plt.close(fig)
+    if values is not None:
+        path = stem.parent / f"{stem.name}.values.csv"
+        with atomic_path(path) as tmp:
+            values.to_csv(tmp, index=False, float_format="%.6g")
+        written.append(path)
     return written
 
 

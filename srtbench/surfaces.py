@@ -90,18 +90,14 @@ def surface(checkpoints: Sequence[str], out: str | os.PathLike, threat: str = "p
         out_data[label] = grid
         _draw_surface(fig, r, len(ckpts), label, grid)
     fig.suptitle(f"{'decision value D(x)' if value == 'decision' else 'loss'} around test example {index}")
-    written = save(fig, out)
-    write_values(out_data, written[0].with_suffix(".values.csv"))
+    save(fig, out, values=_values(out_data))
     return out_data
 
 
-def write_values(grids: dict[str, dict], path: Path) -> None:
-    """The numbers behind the figure (OUT.values.csv, which results folders skip), one row per model and grid
-    point: `model`, each direction's coordinate (named as the axis), and the value (`decision` or `loss`), so a
-    reading of the surface can cite its data."""
+def _values(grids: dict[str, dict]):
+    """The numbers behind the figure, one row per model and grid point: `model`, each direction's coordinate (named
+    as the axis), and the value (`decision` or `loss`)."""
     import pandas as pd
-
-    from srtbench.runtime import atomic_write_text
 
     frames = []
     for label, grid in grids.items():
@@ -110,7 +106,7 @@ def write_values(grids: dict[str, dict], path: Path) -> None:
         frame.insert(0, "model", label)
         frame[grid["value"]] = grid["z"].ravel()
         frames.append(frame)
-    atomic_write_text(path, pd.concat(frames).to_csv(index=False, float_format="%.6g"))
+    return pd.concat(frames)
 
 
 def _draw_surface(fig, row: int, rows: int, label: str, grid: dict) -> None:

@@ -70,6 +70,7 @@ def test_cli_draws_each_run_and_prints_a_verdict_per_run(tmp_path):
         "trades: robust 60.0 at step 400, +10.0 over its last 25% (steps 200→400): rising",
     ]
     assert all((tmp_path / f"fig.{fmt}").stat().st_size > 1000 for fmt in ("png", "pdf"))
+    assert out.output.splitlines()[-1].endswith("fig.values.csv (its numbers)")
     # the numbers behind the figure: every held-out check of every run, nothing else
     values = pd.read_csv(tmp_path / "fig.values.csv")
     assert list(values.columns) == ["run", "step", "clean_acc", "robust_acc", "lr"]

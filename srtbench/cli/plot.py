@@ -28,11 +28,12 @@ OUT = click.option("--out", required=True, type=click.Path(dir_okay=False), call
                    help="output path; OUT.png and OUT.pdf are written")
 
 
-def _written(out: str) -> None:
+def _written(out: str, values: bool = False) -> None:
     from pathlib import Path
 
     stem = Path(out).with_suffix("") if Path(out).suffix.lower() in (".png", ".pdf") else Path(out)
-    echo(f"wrote {stem}.png and {stem}.pdf")
+    echo(f"wrote {stem}.png, {stem}.pdf and {stem}.values.csv (its numbers)" if values
+         else f"wrote {stem}.png and {stem}.pdf")
 
 
 @main.group("plot")
@@ -105,7 +106,7 @@ def surface(checkpoints, threat, value, index, steps, data_dir, out, **budget):
     from srtbench import surfaces
 
     surfaces.surface(checkpoints, out, threat, value, index, steps, data_dir, **budget)
-    _written(out)
+    _written(out, values=True)
 
 
 @plot.command("schedule")
@@ -144,4 +145,4 @@ def convergence(metrics, out):
 
     for verdict in draw(metrics, out).values():
         echo(verdict.line())
-    _written(out)
+    _written(out, values=True)

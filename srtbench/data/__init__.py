@@ -9,7 +9,7 @@ registered datasets), `split.py` (D_L and D_U), `batches.py` (the proportional s
 """
 
 from srtbench.data import datasets  # noqa: F401  (registers MNIST, Fashion-MNIST, CIFAR-10)
-from srtbench.data.batches import Batch, ProportionalBatches, augment, class_counts
+from srtbench.data.batches import Batch, ProportionalBatches, augment, class_counts, labeled_share
 from srtbench.data.readers import DEBIAN_DIRS
 from srtbench.data.sets import (
     DATASETS,
@@ -27,4 +27,4 @@ from srtbench.data.split import DataConfig, load_split, split
 
 __all__ = ["DATASETS", "DEBIAN_DIRS", "AttackBudgets", "Batch", "DataConfig", "DatasetSpec", "ImageSet",
            "ProportionalBatches", "UnlabeledSet", "augment", "check_labels", "class_counts", "display_name",
-           "display_order", "load", "load_split", "split", "to_float"]
+           "display_order", "labeled_share", "load", "load_split", "split", "to_float"]

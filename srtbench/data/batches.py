@@ -37,6 +37,12 @@ class Batch:
         return Batch(self.x_labeled.to(device, non_blocking=True), self.y_labeled.to(device, non_blocking=True), xu)
 
 
+def labeled_share(batch_size: int, n_labeled: int, n_unlabeled: int, world: int = 1) -> int:
+    """The labeled images in a batch of m drawn from D_L and D_U in proportion, m·|D_L|/(|D_L|+|D_U|) (Section 4),
+    rounded to a multiple of the rank count so every rank gets equal shares (21 of 128 at 10,000 + 50,000)."""
+    return max(world, world * round(batch_size * n_labeled / (n_labeled + n_unlabeled) / world))
+
+
 class ProportionalBatches:
     """Batches of m examples, m·|D_L|/(|D_L|+|D_U|) labeled and the rest unlabeled (Section 4).
 
@@ -63,8 +69,7 @@ class ProportionalBatches:
         if batch_size % world:
             raise SrtbenchError(f"batch size {batch_size} must divide by the {world} ranks")
         if labeled_per_batch is None:
-            # m·|D_L|/(|D_L|+|D_U|), rounded to a multiple of the rank count so every rank gets equal shares
-            labeled_per_batch = max(world, world * round(batch_size * n_l / (n_l + n_u) / world))
+            labeled_per_batch = labeled_share(batch_size, n_l, n_u, world)
         if unlabeled_per_batch is None:
             unlabeled_per_batch = batch_size - labeled_per_batch if n_u else 0
         self.b_l, self.b_u = labeled_per_batch, unlabeled_per_batch if n_u else 0

@@ -51,24 +51,28 @@ def _table3(plan: Plan) -> None:
 # 0's TRADES (the slowest: 60.0 → 69.4 held-out robust) and AT (SRT's closest rival) still rose over their last
 # quarter, across the learning-rate decay (results/fmnist/table4-steps/convergence.values.csv); AT at 4,800 steps then
 # gained 2.6 points under PGD, so SRT and RT (λ = 1) run at 4,800 too: does the comparison change with the steps?
-CONVERGENCE_CONTROLS = {"at": ("AT", None), "trades": ("TRADES", None), "rt": ("RT (λ = 1", 1.0),
-                        "srt": ("SRT (λ = 1", 1.0)}
+CONVERGENCE_CONTROLS = (("at", None, "AT"), ("trades", None, "TRADES"), ("rt", 1.0, "RT (λ = 1)"),
+                        ("srt", 1.0, "SRT (λ = 1)"))
+
+
+def _qualified(label: str, note: str) -> str:
+    """A row name with a note: "AT" -> "AT (4,800 steps)", "RT (λ = 1)" -> "RT (λ = 1, 4,800 steps)"."""
+    return f"{label[:-1]}, {note})" if label.endswith(")") else f"{label} ({note})"
 
 
 def _labeled_share(preset: str) -> int:
-    """The labeled images in one of SRT's batches (`data.ProportionalBatches`: 21 of 128 at 10,000 + 50,000)."""
+    """The labeled images in one of SRT's batches on the preset's sets, as its sampler draws them."""
+    from srtbench.data import labeled_share
     from srtbench.presets import PRESETS
 
     p = PRESETS.get(preset)
-    n_l, n_u = p.data["n_labeled"], p.data["n_unlabeled"] or 0
-    return max(1, round(p.train["batch_size"] * n_l / (n_l + n_u)))
+    return labeled_share(p.train["batch_size"], p.data["n_labeled"], p.data["n_unlabeled"] or 0)
 
 
 def _twice_as_long(plan: Plan, preset: str) -> list[str]:
     long = 2 * plan.length("at", preset)
-    return [plan.train(d, preset, lam, label=f"{name}, {long:,} steps)" if lam else f"{name} ({long:,} steps)",
-                       extra={"iterations": long}, tag=f"-steps{long}")
-            for d, (name, lam) in CONVERGENCE_CONTROLS.items()]
+    return [plan.train(d, preset, lam, label=_qualified(name, f"{long:,} steps"), extra={"iterations": long},
+                       tag=f"-steps{long}") for d, lam, name in CONVERGENCE_CONTROLS]
 
 
 @recipe("table4", "Table 4: pixel-wise defenses (Standard, AT, TRADES, UAT, RST, SRT) under pixel-wise attacks")
@@ -86,7 +90,7 @@ def _table4(plan: Plan) -> None:
             # it: its loader over D_L takes that share of the batch with or without --IsSemi, so the two differ only
             # by the unlabeled images SRT adds; the RT above spends SRT's whole batch on labeled images
             share = _labeled_share(p)
-            runs.insert(-1, plan.train("rt", p, 1.0, label=f"RT (λ = 1, {share} labeled a step)",
+            runs.insert(-1, plan.train("rt", p, 1.0, label=_qualified("RT (λ = 1)", f"{share} labeled a step"),
                                        extra={"batch_size": share}, tag=f"-b{share}"))
             if plan.seed == plan.seeds[0]:
                 for ckpt in _twice_as_long(plan, p):  # compared with its 2,400-step run by the fast attacks

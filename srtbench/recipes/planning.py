@@ -50,14 +50,14 @@ def check_cadence(extra: Sequence[tuple[str, Any]], defense: str, preset: str, n
     from srtbench.defenses import DEFENSES
     from srtbench.presets import PRESETS
 
+    if "check_every" not in dict(extra):  # the scale checks at the presets' own cadence
+        return list(extra)
     p = PRESETS.get(preset)
     n_unlabeled = (p.data.get("n_unlabeled") if n_unlabeled is None else n_unlabeled) or 0
-    if not DEFENSES.get(defense).uses_unlabeled:
-        n_unlabeled = 0
-    if "check_every" not in dict(extra) or (not n_unlabeled and batch_size in (None, p.train["batch_size"])):
-        return list(extra)
-    share = p.data["n_labeled"] / (p.data["n_labeled"] + n_unlabeled) * (batch_size or p.train["batch_size"]) / \
-        p.train["batch_size"]
+    n_labeled = p.data["n_labeled"] if n_unlabeled and DEFENSES.get(defense).uses_unlabeled else None
+    share = (batch_size or p.train["batch_size"]) / p.train["batch_size"]
+    if n_labeled:
+        share *= n_labeled / (n_labeled + n_unlabeled)
     return [(k, max(1, round(v * share)) if k == "check_every" else v) for k, v in extra]
 
 
