@@ -30,7 +30,7 @@ from srtbench.data import DATASETS, display_name, display_order
 from srtbench.errors import SrtbenchError
 from srtbench.files import safe_name
 from srtbench.tables.labels import distinguish_models
-from srtbench.tables.layouts import _without_lambda, row_key
+from srtbench.tables.layouts import _bare_name, row_key
 from srtbench.tables.profile import group_budget, group_text
 from srtbench.tables.worst import worst_case_accuracy
 
@@ -194,7 +194,7 @@ def reported(paper: pd.DataFrame, label: str, dataset: str, attacked: set[str]) 
     mine = paper[paper["dataset"].isin({dataset, stand_in} - {None}) & paper["attack"].isin(attacked)]
     keys = mine["label"].astype(str).map(row_key)
     key = row_key(label)
-    hit = mine[keys == key] if (keys == key).any() else mine[keys == _without_lambda(key)]
+    hit = mine[keys == key] if (keys == key).any() else mine[keys == _bare_name(key)]
     out = []
     for (table, name, ds), rows in hit.groupby(["checkpoint", "label", "dataset"], sort=False):
         out.append({"table": str(table).removeprefix("paper:"), "label": str(name), "dataset": str(ds),

@@ -125,9 +125,10 @@ def test_the_equal_steps_table4_draws_its_first_seeds_convergence_early_and_ever
     plots = [s for s in steps if s.kind == "plot"]
     trained = [s.output for s in steps if s.kind == "train" and "-s1" not in s.output]
     assert [p.job.kind_of_plot for p in plots] == ["convergence"] * 2 and list(plots[0].inputs) == trained
-    # seven defenses, RT also on SRT's labeled batches, and AT, TRADES, RT and SRT at twice the steps (first seed)
-    assert len(trained) == 12 and steps.index(plots[0]) > max(steps.index(s) for s in steps if s.output in trained)
+    # seven defenses, RT also on SRT's labeled batches, AT at twice the steps and AT, TRADES, RT and SRT at half of
+    # them (first seed)
+    assert len(trained) == 13 and steps.index(plots[0]) > max(steps.index(s) for s in steps if s.output in trained)
     every = [s.output for s in steps if s.kind == "train"]  # both seeds', after the last of them
-    assert list(plots[1].inputs) == every and len(every) == 20 and steps.index(plots[1]) > steps.index(plots[0])
+    assert list(plots[1].inputs) == every and len(every) == 21 and steps.index(plots[1]) > steps.index(plots[0])
     assert steps.index(plots[1]) > max(steps.index(s) for s in steps if s.kind == "train")
     assert not [s for s in recipes.plan("table4", "cpu", "epochs") if s.kind == "plot"]  # equal epochs: as before

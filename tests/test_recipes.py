@@ -89,11 +89,13 @@ def test_table3_lists_the_papers_defenses_and_spatial_attacks(scale):
     # AT is the pixel-wise defense: its preset is the pixel one, while the rest use the spatial one
     at = next(j for j in jobs if j.defense == "at")
     assert "pixel" in at.preset
-    if scale == "cpu":
-        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 2400 --check-every 1"
-                    " --no-amp --out runs/fmnist-spatial-cpu-steps/srt-lam0.2.pt")
+    if scale == "cpu":  # equal steps: every run 4,800, its file and row naming the count
+        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --label 'SRT (λ = 0.2, 4,800 steps)'"
+                    " --check-every 1 --no-amp --iterations 4800 --out runs/fmnist-spatial-cpu-steps/"
+                    "srt-lam0.2-steps4800.pt")
         assert expected in [s.command for s in steps]
-        expected = expected.replace("-steps/", "/")  # equal epochs: the committed run's command
+        expected = ("srtbench train srt --preset fmnist-spatial-cpu --lambda 0.2 --iterations 2400 --check-every 1"
+                    " --no-amp --out runs/fmnist-spatial-cpu/srt-lam0.2.pt")  # equal epochs: the committed run's
         assert expected in [s.command for s in recipes.plan("table3", scale, protocol="epochs")]
 
 
@@ -517,14 +519,24 @@ def test_steps_protocol_gives_every_defense_the_same_sgd_steps_in_its_own_folder
     assert [s.command for s in steps] == [s.command for s in recipes.plan("table4", "cpu")]  # the cpu default
     jobs = trains(steps)
     lengths = {Path(j.out).stem: j.option("iterations") for j in jobs}
-    # AT and standard as many as SRT; AT, TRADES, RT and SRT also at twice the steps: whether 2,400 were enough
-    for twice in ("at-steps4800", "trades-steps4800", "rt-lam1-steps4800", "srt-lam1-steps4800"):
-        assert lengths.pop(twice) == 4800, twice
+    labels = {Path(j.out).stem: j.option("label") for j in jobs}
+    # every defense 4,800 steps, its file and row naming the count
+    for name in ("standard", "at", "trades", "uat", "rst", "rt-lam1", "rt-lam1-b21", "srt-lam1"):
+        assert lengths.pop(f"{name}-steps4800") == 4800, name
+        assert labels[f"{name}-steps4800"].endswith("4,800 steps)"), labels
+    assert labels["srt-lam1-steps4800"] == "SRT (λ = 1, 4,800 steps)" and labels["at-steps4800"] == "AT (4,800 steps)"
     # RT twice: on whole batches of labeled images, and on SRT's labeled share of a batch (as the official code)
-    b21 = next(j for j in jobs if Path(j.out).stem == "rt-lam1-b21")
-    assert b21.option("batch_size") == 21 and b21.option("lam") == 1.0 and "21 labeled" in b21.option("label")
-    assert set(lengths.values()) == {2400} and "at-steps2400" not in lengths  # the epochs protocol's control
-    assert not [s for s in evaluations(steps) if "steps4800" in s.output and "autoattack" in s.job.config.attacks]
+    b21 = next(j for j in jobs if Path(j.out).stem == "rt-lam1-b21-steps4800")
+    assert b21.option("batch_size") == 21 and b21.option("lam") == 1.0
+    assert b21.option("label") == "RT (λ = 1, 21 labeled a step, 4,800 steps)"
+    # the convergence controls: AT at twice the steps, and AT, TRADES, RT and SRT at half of them under the names
+    # they had as the protocol's first count (2,400 steps)
+    assert lengths.pop("at-steps9600") == 9600 and labels["at-steps9600"] == "AT (9,600 steps)"
+    assert lengths == dict.fromkeys(["at", "trades", "rt-lam1", "srt-lam1"], 2400)
+    assert not [label for stem, label in labels.items() if stem in lengths and label]  # their old names: no label
+    controls = [s for s in evaluations(steps) if Path(s.output).stem.split("--")[-1] in {*lengths, "at-steps9600"}]
+    assert controls and not [s for s in controls if "autoattack" in s.job.config.attacks or
+                             "jsma" in s.job.config.attacks]  # the fast attacks only
     assert all(j.out.startswith("runs/fmnist-pixel-cpu-steps/") for j in jobs)
     outputs = {s.output or s.job.out for s in steps}
     assert not outputs & {s.output or s.job.out for s in recipes.plan("table4", "cpu", "epochs")}  # never mixed

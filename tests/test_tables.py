@@ -218,6 +218,21 @@ def test_lambda_spelling_does_not_split_rows(tmp_path):
     assert [r.label for r in table.groups[0].rows] == list(tables.LAYOUTS.get("table1").rows)
 
 
+def test_a_runs_notes_place_it_on_its_defenses_row_unless_a_label_has_that_name(tmp_path):
+    """The steps protocol names each run's count ("AT (4,800 steps)"): it fills the layout's row "AT", unless a
+    result is labeled "AT" itself, whatever the order the files come in."""
+    rows = [{"label": "AT (2,400 steps)", "checkpoint": "a2400.pt", "attack": "pgd", "robust_acc": 40.0},
+            {"label": "AT", "checkpoint": "a.pt", "attack": "pgd", "robust_acc": 30.0},
+            {"label": "SRT (λ = 1, 4,800 steps)", "checkpoint": "s.pt", "attack": "pgd", "robust_acc": 50.0},
+            {"label": "RT (λ = 1, 21 labeled a step, 4,800 steps)", "checkpoint": "r.pt", "attack": "pgd",
+             "robust_acc": 20.0}]
+    table = tables.build(results.collect([write_rows(tmp_path / "r.csv", [{"clean_acc": 80.0, **r} for r in rows])]),
+                         "table4")
+    assert [table.cell("fashion-mnist", name, "PGD").value for name in ("AT", "SRT", "AT (2,400 steps)")] == [
+        30.0, 50.0, 40.0]
+    assert table.cell("fashion-mnist", "RT (λ = 1, 21 labeled a step, 4,800 steps)", "PGD").value == 20.0
+
+
 def test_unknown_labels_become_extra_rows_after_the_papers(tmp_path):
     df = results.collect([write_rows(tmp_path / "r.csv", [
         {"label": "My defense", "attack": "pgd", "clean_acc": 85.0, "robust_acc": 60.0}])])

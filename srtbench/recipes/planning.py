@@ -30,7 +30,7 @@ def check_scale(scale: str) -> None:
 def check_protocol(protocol: str, scale: str) -> None:
     if protocol not in PROTOCOLS:
         raise SrtbenchError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
-    if protocol == "steps" and not SCALE_PRESETS[scale].iterations:
+    if protocol == "steps" and not SCALE_PRESETS[scale].equal_steps:
         raise SrtbenchError(f"--protocol steps needs a scale that fixes run lengths in SGD steps (cpu); the {scale} "
                             "scale trains the presets' epochs")
 
@@ -38,6 +38,21 @@ def check_protocol(protocol: str, scale: str) -> None:
 def seed_suffix(seed: int) -> str:
     """Seed 0 keeps a single-seed run's paths (results computed before seeds were an axis stay valid)."""
     return f"-s{seed}" if seed else ""
+
+
+def qualified(label: str, note: str) -> str:
+    """A row name with a note: "AT" -> "AT (4,800 steps)", "RT (λ = 1)" -> "RT (λ = 1, 4,800 steps)"."""
+    return f"{label[:-1]}, {note})" if label.endswith(")") else f"{label} ({note})"
+
+
+def counted(defense: str, preset: str, lam: float | None, label: str | None, steps: int) -> tuple[str, str]:
+    """The file tag and row name of a run of `steps` SGD steps, both naming the count ("-steps4800",
+    "AT (4,800 steps)"), so runs of another count never share a file or a row with it."""
+    from srtbench.defenses import DEFENSES, DefenseParams
+    from srtbench.presets import PRESETS
+
+    label = label or DEFENSES.get(defense).label(DefenseParams(lam=lam), PRESETS.get(preset).threat["threat"])
+    return f"-steps{steps}", qualified(label, f"{steps:,} steps")
 
 
 def check_cadence(extra: Sequence[tuple[str, Any]], defense: str, preset: str, n_unlabeled: int | None = None,
@@ -98,6 +113,10 @@ class Plan:
               label: str | None = None, extra: Mapping[str, Any] | None = None, tag: str = "") -> str:
         """One run (of the seed being built); `extra` holds further options by field name (`{"teacher": path}`)."""
         extra = dict(extra or {})
+        if self.protocol == "steps" and not {"iterations", "epochs"} & set(extra):  # the count names the run
+            steps = self.length(defense, preset)
+            more, label = counted(defense, preset, lam, label, steps)
+            tag, extra["iterations"] = tag + more, steps
         name = defense + (f"-lam{lam:g}" if lam is not None else "") + (f"-u{n_unlabeled}" if n_unlabeled is not None
                                                                        else "") + tag + seed_suffix(self.seed)
         # the preset fixes dataset, model and schedule: recipes share runs; the steps protocol keeps its own
@@ -122,13 +141,13 @@ class Plan:
         images one epoch of this run passes over, so every run gets the same number of epochs (this reading of
         Section 4: an epoch of a semi-supervised defense covers D_L ∪ D_U, its batches split in proportion to the
         two sets, so it takes (|D_L| + |D_U|) / |D_L| times the steps of a supervised one).  Under the steps
-        protocol every run gets the length of a semi-supervised run on the preset's D_L ∪ D_U."""
+        protocol every run gets the scale's `equal_steps`."""
         from srtbench.defenses import DEFENSES
         from srtbench.presets import PRESETS
 
         data = PRESETS.get(preset).data
         if self.protocol == "steps":
-            return round(self.scale.iterations * (data["n_labeled"] + (data["n_unlabeled"] or 0)) / LABELED_UNIT)
+            return self.scale.equal_steps
         n_labeled = (extra or {}).get("n_labeled", data["n_labeled"])
         n_u = data["n_unlabeled"] if n_unlabeled is None else n_unlabeled
         seen = n_labeled + (n_u if DEFENSES.get(defense).uses_unlabeled else 0)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from srtbench.registry import Registry
-from srtbench.tables.layouts import Column, Layout, _without_lambda, row_key
+from srtbench.tables.layouts import Column, Layout, _bare_name, row_key
 from srtbench.tables.model import Cell, Row
 from srtbench.tables.worst import _worst_cell
 
@@ -28,18 +28,17 @@ def _select(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
 
 
 def _assign_rows(layout: Layout, labels: Sequence[str]) -> dict[str, str]:
-    """Result label -> displayed row: the layout's row of the same name, else of the same name
-    without "(λ = ...)" (Table 3's "SRT" is "SRT (λ = 0.2)"), else the label itself as an extra row."""
+    """Result label -> displayed row: the layout's row of the same name, else (when no label has that name) of the
+    same name without the run's notes (Table 3's "SRT" is "SRT (λ = 0.2)", the steps protocol's "AT" is
+    "AT (4,800 steps)"), else the label itself as an extra row."""
     by_key = {row_key(r): r for r in layout.rows}
-    taken: set[str] = set()
-    out: dict[str, str] = {}
+    out = {label: by_key[row_key(label)] for label in labels if row_key(label) in by_key}
+    taken = set(out.values())
     for label in labels:
-        key = row_key(label)
-        row = by_key.get(key) or by_key.get(_without_lambda(key))
-        if row is None or row in taken:
-            row = label
-        taken.add(row)
-        out[label] = row
+        if label not in out:
+            row = by_key.get(_bare_name(row_key(label)))
+            out[label] = label if row is None or row in taken else row
+            taken.add(out[label])
     return out
 
 
