@@ -125,7 +125,7 @@ def test_the_equal_steps_table4_draws_its_first_seeds_convergence_early_and_ever
     plots = [s for s in steps if s.kind == "plot"]
     trained = [s.output for s in steps if s.kind == "train" and "-s1" not in s.output]
     assert [p.job.kind_of_plot for p in plots] == ["convergence"] * 2 and list(plots[0].inputs) == trained
-    # seven defenses, RT also on SRT's labeled batches, AT at twice the steps and AT, TRADES, RT and SRT at half of
+    # seven defenses, RT also on SRT's labeled batches, SRT at twice the steps and AT, TRADES, RT and SRT at half of
     # them (first seed)
     assert len(trained) == 13 and steps.index(plots[0]) > max(steps.index(s) for s in steps if s.output in trained)
     every = [s.output for s in steps if s.kind == "train"]  # both seeds', after the last of them

@@ -529,12 +529,13 @@ def test_steps_protocol_gives_every_defense_the_same_sgd_steps_in_its_own_folder
     b21 = next(j for j in jobs if Path(j.out).stem == "rt-lam1-b21-steps4800")
     assert b21.option("batch_size") == 21 and b21.option("lam") == 1.0
     assert b21.option("label") == "RT (λ = 1, 21 labeled a step, 4,800 steps)"
-    # the convergence controls: AT at twice the steps, and AT, TRADES, RT and SRT at half of them under the names
+    # the convergence controls: SRT at twice the steps, and AT, TRADES, RT and SRT at half of them under the names
     # they had as the protocol's first count (2,400 steps)
-    assert lengths.pop("at-steps9600") == 9600 and labels["at-steps9600"] == "AT (9,600 steps)"
+    assert lengths.pop("srt-lam1-steps9600") == 9600 and labels["srt-lam1-steps9600"] == "SRT (λ = 1, 9,600 steps)"
     assert lengths == dict.fromkeys(["at", "trades", "rt-lam1", "srt-lam1"], 2400)
     assert not [label for stem, label in labels.items() if stem in lengths and label]  # their old names: no label
-    controls = [s for s in evaluations(steps) if Path(s.output).stem.split("--")[-1] in {*lengths, "at-steps9600"}]
+    names = {*lengths, "srt-lam1-steps9600"}
+    controls = [s for s in evaluations(steps) if Path(s.output).stem.split("--")[-1] in names]
     assert controls and not [s for s in controls if "autoattack" in s.job.config.attacks or
                              "jsma" in s.job.config.attacks]  # the fast attacks only
     assert all(j.out.startswith("runs/fmnist-pixel-cpu-steps/") for j in jobs)
