@@ -231,6 +231,12 @@ def test_a_runs_notes_place_it_on_its_defenses_row_unless_a_label_has_that_name(
     assert [table.cell("fashion-mnist", name, "PGD").value for name in ("AT", "SRT", "AT (2,400 steps)")] == [
         30.0, 50.0, 40.0]
     assert table.cell("fashion-mnist", "RT (λ = 1, 21 labeled a step, 4,800 steps)", "PGD").value == 20.0
+    two = [{"label": "RT (λ = 0.2)", "checkpoint": "a.pt", "attack": "gridadv", "robust_acc": 10.0},
+           {"label": "RT (λ=0.2)", "checkpoint": "b.pt", "attack": "gridadv", "robust_acc": 20.0}]
+    table = tables.build(results.collect([write_rows(tmp_path / "two.csv", [{"clean_acc": 80.0, **r} for r in two])]),
+                         "table1")  # one row's name spelt twice, two models: the first takes the row, neither is lost
+    assert [table.cell("fashion-mnist", name, "GridAdv").value for name in ("RT (λ = 0.20)", "RT (λ=0.2)")] == [
+        10.0, 20.0]
 
 
 def test_unknown_labels_become_extra_rows_after_the_papers(tmp_path):

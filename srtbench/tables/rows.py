@@ -32,7 +32,10 @@ def _assign_rows(layout: Layout, labels: Sequence[str]) -> dict[str, str]:
     same name without the run's notes (Table 3's "SRT" is "SRT (λ = 0.2)", the steps protocol's "AT" is
     "AT (4,800 steps)"), else the label itself as an extra row."""
     by_key = {row_key(r): r for r in layout.rows}
-    out = {label: by_key[row_key(label)] for label in labels if row_key(label) in by_key}
+    out: dict[str, str] = {}
+    for label in labels:  # the first label of a row's own name takes it
+        if row_key(label) in by_key and by_key[row_key(label)] not in out.values():
+            out[label] = by_key[row_key(label)]
     taken = set(out.values())
     for label in labels:
         if label not in out:
