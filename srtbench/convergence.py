@@ -95,6 +95,8 @@ def metrics_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
 def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict[str, Verdict]:
     """Held-out clean and robust accuracy against the SGD step (two panels, a line per run named by its file's
     stem), written as OUT.png and OUT.pdf; returns each run's verdict."""
+    import matplotlib
+
     from srtbench import plots
 
     files = metrics_files(paths)
@@ -102,14 +104,17 @@ def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> d
     if len(frames) < len(files):
         raise SrtbenchError("two metrics files share a name; a line per run needs distinct file stems")
     fig, axes = plots.grid(1, len(PANELS))
-    for name, df in frames.items():
+    # a colour per run (tab10 repeats after ten), a marker per ten runs, the legend beside the panels
+    colors = matplotlib.colormaps["tab20" if len(frames) > 10 else "tab10"]
+    for i, (name, df) in enumerate(frames.items()):
         for ax, column in zip(axes[0], PANELS.values()):
             rows = df[df["step"].notna() & df[column].notna()]
-            ax.plot(rows["step"], rows[column].astype(float), marker="o", ms=3, label=plots.literal(name))
+            ax.plot(rows["step"], rows[column].astype(float), marker="os^D"[i // 10 % 4], ms=3, color=colors(i % 20),
+                    label=plots.literal(name))
     for ax, panel in zip(axes[0], PANELS):
         ax.set(xlabel="SGD step", ylabel=f"held-out {panel} accuracy (%)", title=f"held-out {panel} accuracy")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     plots.save(fig, out, values=_values(frames))
     return {name: verdict(name, zip(df["step"], df["robust_acc"])) for name, df in frames.items()}
 
