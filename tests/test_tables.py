@@ -224,12 +224,13 @@ def test_a_runs_notes_place_it_on_its_defenses_row_unless_a_label_has_that_name(
     rows = [{"label": "AT (2,400 steps)", "checkpoint": "a2400.pt", "attack": "pgd", "robust_acc": 40.0},
             {"label": "AT", "checkpoint": "a.pt", "attack": "pgd", "robust_acc": 30.0},
             {"label": "SRT (λ = 1, 4,800 steps)", "checkpoint": "s.pt", "attack": "pgd", "robust_acc": 50.0},
+            {"label": "UAT (β = 1, 4,800 steps)", "checkpoint": "u.pt", "attack": "pgd", "robust_acc": 45.0},
             {"label": "RT (λ = 1, 21 labeled a step, 4,800 steps)", "checkpoint": "r.pt", "attack": "pgd",
              "robust_acc": 20.0}]
     table = tables.build(results.collect([write_rows(tmp_path / "r.csv", [{"clean_acc": 80.0, **r} for r in rows])]),
                          "table4")
-    assert [table.cell("fashion-mnist", name, "PGD").value for name in ("AT", "SRT", "AT (2,400 steps)")] == [
-        30.0, 50.0, 40.0]
+    assert [table.cell("fashion-mnist", name, "PGD").value for name in ("AT", "SRT", "UAT", "AT (2,400 steps)")] == [
+        30.0, 50.0, 45.0, 40.0]
     assert table.cell("fashion-mnist", "RT (λ = 1, 21 labeled a step, 4,800 steps)", "PGD").value == 20.0
     two = [{"label": "RT (λ = 0.2)", "checkpoint": "a.pt", "attack": "gridadv", "robust_acc": 10.0},
            {"label": "RT (λ=0.2)", "checkpoint": "b.pt", "attack": "gridadv", "robust_acc": 20.0}]

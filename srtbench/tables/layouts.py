@@ -95,9 +95,10 @@ def row_key(label: str) -> str:
     return re.sub(r"λ ?= ?([0-9.]+)", lambda m: f"λ = {float(m.group(1)):g}", label)
 
 
-_NOTE = r"(λ = [0-9.]+|[0-9,]+ steps)"  # the notes a run's name may carry beside the defense's row name
+_NOTE = r"([λβ] = [0-9.]+|[0-9,]+ steps)"  # the notes a run's name may carry beside the defense's row name
 
 
 def _bare_name(key: str) -> str:
-    """A row key without its run's notes: "SRT (λ = 1)" and "SRT (λ = 1, 4,800 steps)" are "SRT"."""
+    """A row key without its run's notes: "SRT (λ = 1)" and "SRT (λ = 1, 4,800 steps)" are "SRT", "UAT (β = 1)"
+    is "UAT"."""
     return re.sub(rf" \({_NOTE}(, {_NOTE})*\)$", "", key)
