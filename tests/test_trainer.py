@@ -17,6 +17,7 @@ from srtbench import checkpoint, data
 from srtbench.cli import main
 from srtbench.data import DataConfig
 from srtbench.defenses import DEFENSES, DefenseParams
+from srtbench.errors import SrtbenchError
 from srtbench.maximizers import GridSearch, cross_entropy, misclassified
 from srtbench.neighborhoods import PixelBall, Spatial, ThreatConfig
 from srtbench.presets import PRESETS
@@ -86,6 +87,31 @@ def test_how_often_the_held_out_check_runs_never_changes_the_weights(tmp_path, s
     assert sum(r["robust_acc"] == r["robust_acc"] for r in once.metrics) == 1  # NaN but the last
     a, b = checkpoint.load(often.path).state_dict, checkpoint.load(once.path).state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("scripted, stops", [
+    ([(80.0, 40.0), (9.6, 9.6), (9.6, 9.6)], True),  # learned, then chance: seed 0's UAT at β = 6
+    ([(9.0, 1.0), (12.0, 2.0), (11.0, 1.0)], False),  # never learned (a short run at chance) is not a collapse
+    ([(80.0, 40.0), (70.0, 30.0), (75.0, 35.0)], False)])  # a dip above chance is not one either
+def test_a_run_that_learned_and_fell_to_chance_stops_with_one_line(tmp_path, sets, monkeypatch, scripted, stops):
+    """The held-out check's clean accuracy back at chance after the run had learned stops the run (its weights are
+    finite, its loss stuck at ln 10, and no later step repairs it), keeping the resume state from before the fall."""
+    import srtbench.trainer.loop as loop
+
+    checks = iter(scripted)
+    monkeypatch.setattr(loop, "held_out_check", lambda *a, **k: next(checks))
+    labeled, unlabeled, check = sets
+    run = tiny(tmp_path, defense="standard", epochs=3)
+    if not stops:
+        assert len(train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False).metrics) == 3
+        return
+    with pytest.raises(SrtbenchError, match=r"collapsed by step \d+: held-out clean accuracy fell from 80.0% \(step "
+                                            r"\d+\) to 9.6% \(chance: 10%\)"):
+        train(run, labeled=labeled, unlabeled=unlabeled, check=check, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "run.metrics.csv")))
+    assert [float(r["clean_acc"]) for r in rows] == [80.0, 9.6]  # the fall is on record
+    assert not (tmp_path / "run.pt").exists() and (tmp_path / "run.resume").exists()
+    assert checkpoint.load(tmp_path / "run.resume").meta["epoch"] == 1  # the state before the fall
 
 
 def test_checkpoint_meta_and_metrics_csv(tmp_path, sets):

@@ -117,6 +117,7 @@ class _Training(_Setup, _Saving):
         self.totals = Totals.zeros(self.device)
         if self.d.main:
             _write_metrics(self.metrics_path, self.rows)
+        self.check_collapse()
         self.save_resume(finished=last)
         barrier(self.d)
         return last

@@ -18,7 +18,7 @@ import torch
 from srtbench import checkpoint
 from srtbench.config import to_dict
 from srtbench.defenses import DefenseParams
-from srtbench.distributed import barrier, gather
+from srtbench.distributed import all_sum, barrier, gather
 from srtbench.errors import SrtbenchError
 from srtbench.runtime import atomic_write_text, command_line, device_label, notice
 from srtbench.trainer.run import Run, TrainResult
@@ -99,6 +99,9 @@ def _resume_state(run: Run, fingerprint: dict[str, Any], resume: bool, force: bo
     return None, None
 
 
+COLLAPSED, LEARNED = 1.5, 3.0  # × chance: a held-out clean accuracy this low after one this high is a collapse
+
+
 class _SaveClock:
     """When the resume state is due between epoch ends: every `seconds` or every `steps` SGD steps (0: never)."""
 
@@ -142,6 +145,23 @@ class _Saving:
             kept = f"{self.resume_path} keeps the last finite state" if self.resume_path.exists() else "nothing saved"
             raise SrtbenchError(f"training diverged by step {self.step}: non-finite {what}; {kept}. Lower --lr "
                                 f"(now {self.cfg.lr:g}) or check the other hyperparameters")
+
+    def check_collapse(self) -> None:
+        """Stop a run that learned and then fell back to chance: its last held-out clean accuracy at most
+        COLLAPSED × chance after an earlier check at LEARNED × chance or more (a weight update that kills the
+        network leaves finite weights and a loss stuck at ln(classes), which no later step repairs).  The resume
+        state on disk stays the last one before the fall; the metrics CSV has the fall."""
+        chance = 100.0 / self.run.data.spec.num_classes
+        checks = [(r["step"], r["clean_acc"]) for r in self.rows if r["clean_acc"] == r["clean_acc"]]  # not NaN
+        fell = len(checks) > 1 and checks[-1][1] <= COLLAPSED * chance and max(a for _, a in checks) >= LEARNED * chance
+        if not all_sum(torch.tensor([float(fell)]), self.d)[0]:  # rank 0 checks; every rank stops with it
+            return
+        if not fell:  # another rank: rank 0 says why
+            raise SrtbenchError(f"training collapsed by step {self.step} (rank 0's held-out check)")
+        step, best = max(checks, key=lambda c: c[1])
+        raise SrtbenchError(f"training collapsed by step {self.step}: held-out clean accuracy fell from {best:.1f}% "
+                            f"(step {step:,}) to {checks[-1][1]:.1f}% (chance: {chance:.0f}%); {self.resume_path} "
+                            f"keeps the state before. Lower --lr (now {self.cfg.lr:g}) or the defense's loss weights")
 
     def save_resume(self, finished: bool = False, time_s: float | None = None) -> None:
         """The resume state (every rank's generator and totals, gathered), written by rank 0."""
