@@ -7,7 +7,7 @@ A recipe is a function of the scale returning `Step`s.  A step holds the configs
 (MNIST, CIFAR-10, the paper's models and schedules, full test sets).  `--scale cpu` runs the same
 experiment on Fashion-MNIST with SmallCNN through the `fmnist-{pixel,spatial,compound}-cpu` presets
 (the paper's 10,000 labeled + 50,000 unlabeled images, PGD-5 / worst-of-10, short schedules), every
-run for 2,400 SGD steps (equal steps, the default: what 5 epochs of D_L ∪ D_U take; `--protocol epochs`:
+run for 4,800 SGD steps (equal steps, the default: what 10 epochs of D_L ∪ D_U take; `--protocol epochs`:
 5 epochs, 400 steps on D_L, 2,400 for the defenses whose epochs cover D_L ∪ D_U), attacked at the presets' budget
 (ℓ∞ 0.1) on the first 1,000 test images (250 for the slow minimum-norm attacks and AutoAttack).  Every evaluation
 names its attacks' budgets and steps (`pgd[epsilon=0.031,steps=20,step_size=0.003]`): at `--scale paper` the

@@ -12,7 +12,7 @@ QUICK_REFERENCE = ("models/fmnist-at.pt", "models/fmnist-srt-pixel.pt")  # `make
 
 
 # equal epochs: the shipped AT and SRT were trained so (400 and 2,400 steps), and the demo's standard run stays 400
-# steps (~40 s) instead of the steps protocol's 2,400
+# steps (~40 s) instead of the steps protocol's 4,800
 @recipe("quick", "Quick demo: standard training on Fashion-MNIST against the shipped AT and SRT models, FGSM and PGD",
         protocol="epochs")
 def _quick(plan: Plan) -> None:
