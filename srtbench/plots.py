@@ -37,11 +37,16 @@ FORMATS = ("png", "pdf")
 # training-set sizes, for checkpoints whose unlabeled part is "the rest" (n_unlabeled = None)
 
 
+def stem_of(out: str | os.PathLike) -> Path:
+    """A figure's path without its format: `figures/x.png` and `figures/x` are both `figures/x`."""
+    out = Path(out)
+    return out.with_suffix("") if out.suffix.lower() in (".png", ".pdf") else out
+
+
 def save(fig, out: str | os.PathLike, values: pd.DataFrame | None = None) -> list[Path]:
     """Write `out` as PNG and PDF (any suffix of `out` is replaced), atomically, and `values`, the numbers behind
     the figure, as OUT.values.csv (which results folders skip: `results.SIDE_CSVS`), so a reading cites a file."""
-    out = Path(out)
-    stem = out.with_suffix("") if out.suffix.lower() in (".png", ".pdf") else out
+    stem = stem_of(out)
     written = []
     # the tight box measured once for both formats: bbox_inches="tight" draws the figure an extra time per file (a
     # quarter of `plot budget`'s time over a hundred panels)

@@ -514,6 +514,17 @@ def test_seeds_train_and_evaluate_every_run_once_per_seed_and_seed_0_keeps_its_p
         recipes.parse_seeds("0,x")
 
 
+def test_a_counted_runs_row_name_is_the_trainers_name_for_it_with_its_count():
+    """`counted` names a run as the trainer does, from the preset's resolved parameters (SRT without λ takes the
+    preset's or the paper's default), then adds the count."""
+    from srtbench.recipes.planning import counted
+
+    assert counted("srt", "fmnist-pixel-cpu", None, None, 4800) == ("-steps4800", "SRT (λ = 1, 4,800 steps)")
+    assert counted("srt", "fmnist-spatial-cpu", None, None, 960)[1] == "SRT (λ = 0.2, 960 steps)"
+    assert counted("at", "fmnist-compound-cpu", None, None, 4800)[1] == "AT+ (4,800 steps)"
+    assert counted("rt", "fmnist-pixel-cpu", 0.4, "RT (mine)", 4800)[1] == "RT (mine, 4,800 steps)"
+
+
 def test_steps_protocol_gives_every_defense_the_same_sgd_steps_in_its_own_folders():
     steps = recipes.plan("table4", "cpu", protocol="steps")
     assert [s.command for s in steps] == [s.command for s in recipes.plan("table4", "cpu")]  # the cpu default

@@ -29,9 +29,9 @@ OUT = click.option("--out", required=True, type=click.Path(dir_okay=False), call
 
 
 def _written(out: str, values: bool = False) -> None:
-    from pathlib import Path
+    from srtbench.plots import stem_of
 
-    stem = Path(out).with_suffix("") if Path(out).suffix.lower() in (".png", ".pdf") else Path(out)
+    stem = stem_of(out)
     echo(f"wrote {stem}.png, {stem}.pdf and {stem}.values.csv (its numbers)" if values
          else f"wrote {stem}.png and {stem}.pdf")
 

@@ -72,7 +72,7 @@ def _counted_run(plan: Plan, defense: str, preset: str, lam: float | None, steps
 
 def _convergence_controls(plan: Plan, preset: str) -> list[str]:
     """Runs at twice the count, and at half of it under the names they had as the protocol's first count."""
-    steps = plan.length("at", preset)
+    steps = plan.scale.equal_steps
     half = [plan.train(d, preset, lam, extra={"iterations": steps // 2}) for d, lam in HALF_STEPS_CONTROLS]
     return [_counted_run(plan, d, preset, lam, 2 * steps) for d, lam in TWICE_STEPS_CONTROLS] + half
 

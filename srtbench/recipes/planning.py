@@ -47,11 +47,19 @@ def qualified(label: str, note: str) -> str:
 
 def counted(defense: str, preset: str, lam: float | None, label: str | None, steps: int) -> tuple[str, str]:
     """The file tag and row name of a run of `steps` SGD steps, both naming the count ("-steps4800",
-    "AT (4,800 steps)"), so runs of another count never share a file or a row with it."""
+    "AT (4,800 steps)"), so runs of another count never share a file or a row with it.  The name is the one the
+    trainer would give the run (`Defense.label` of its resolved parameters: SRT without λ is "SRT (λ = 1)")."""
+    from srtbench.data import DataConfig
     from srtbench.defenses import DEFENSES, DefenseParams
+    from srtbench.neighborhoods import ThreatConfig
     from srtbench.presets import PRESETS
 
-    label = label or DEFENSES.get(defense).label(DefenseParams(lam=lam), PRESETS.get(preset).threat["threat"])
+    if label is None:
+        p, entry = PRESETS.get(preset), DEFENSES.get(defense)
+        threat, dataset = ThreatConfig(**p.threat), DataConfig(**p.data).dataset
+        given = {**p.overrides(defense)["params"], **({"lam": lam} if lam is not None else {})}
+        params = entry.resolve(DefenseParams(**given), threat.threat, dataset, threat.epsilon)
+        label = entry.label(params, threat.threat)
     return f"-steps{steps}", qualified(label, f"{steps:,} steps")
 
 

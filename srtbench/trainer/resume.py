@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,7 @@ class _Saving:
         network leaves finite weights and a loss stuck at ln(classes), which no later step repairs).  The resume
         state on disk stays the last one before the fall; the metrics CSV has the fall."""
         chance = 100.0 / self.run.data.spec.num_classes
-        checks = [(r["step"], r["clean_acc"]) for r in self.rows if r["clean_acc"] == r["clean_acc"]]  # not NaN
+        checks = [(r["step"], r["clean_acc"]) for r in self.rows if not math.isnan(r["clean_acc"])]
         fell = len(checks) > 1 and checks[-1][1] <= COLLAPSED * chance and max(a for _, a in checks) >= LEARNED * chance
         if not all_sum(torch.tensor([float(fell)]), self.d)[0]:  # rank 0 checks; every rank stops with it
             return
