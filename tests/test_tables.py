@@ -235,8 +235,8 @@ def test_a_runs_notes_place_it_on_its_defenses_row_unless_a_label_has_that_name(
     two = [{"label": "RT (λ = 0.2)", "checkpoint": "a.pt", "attack": "gridadv", "robust_acc": 10.0},
            {"label": "RT (λ=0.2)", "checkpoint": "b.pt", "attack": "gridadv", "robust_acc": 20.0}]
     table = tables.build(results.collect([write_rows(tmp_path / "two.csv", [{"clean_acc": 80.0, **r} for r in two])]),
-                         "table1")  # one row's name spelt twice, two models: the first takes the row, neither is lost
-    assert [table.cell("fashion-mnist", name, "GridAdv").value for name in ("RT (λ = 0.20)", "RT (λ=0.2)")] == [
+                         "table1")  # one row's name spelt twice, two models: each named by its file, neither lost
+    assert [table.cell("fashion-mnist", name, "GridAdv").value for name in ("RT (λ = 0.2) (a)", "RT (λ=0.2) (b)")] == [
         10.0, 20.0]
 
 

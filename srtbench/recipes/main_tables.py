@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from srtbench.attacks import attack_info
 from srtbench.recipes.planning import Plan, counted, qualified, recipe
 from srtbench.tables.layouts import PIXEL_ATTACKS, SPATIAL_ATTACKS
 
@@ -105,7 +104,7 @@ def _table4(plan: Plan) -> None:
                                        extra={"batch_size": share}, tag=f"-b{share}"))
             if plan.seed == plan.seeds[0]:
                 for ckpt in _convergence_controls(plan, p):  # compared with its run by the fast attacks
-                    plan.evaluate(ckpt, [a for a in PIXEL_ATTACKS if not attack_info(a).slow])
+                    plan.evaluate(ckpt, PIXEL_ATTACKS, slow=False)
         elif plan.scale.iterations:  # a control the paper lacks: AT given as many SGD steps as SRT's equal epochs
             runs.append(_counted_run(plan, "at", p, None, plan.length("srt", p)))
         for ckpt in runs:

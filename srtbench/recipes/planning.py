@@ -162,16 +162,17 @@ class Plan:
         return round(self.scale.iterations * seen / LABELED_UNIT)
 
     def evaluate(self, checkpoint: str, attacks: Sequence[str], fractions: Sequence[float] = (1.0,),
-                 n: int | None = None) -> None:
-        """One CSV per checkpoint; fast and slow attacks are separate calls (the slow on fewer images)."""
+                 n: int | None = None, slow: bool = True) -> None:
+        """One CSV per checkpoint; fast and slow attacks are separate calls (the slow on fewer images, none of them
+        where `slow` is False)."""
         stem = "--".join(Path(checkpoint).parts[-2:]).removesuffix(".pt")
         out = f"{self.evaluations}/{stem}.csv"
         if out not in self.csvs:
             self.csvs.append(out)
         attacks = [self.scale.attack(a, self.experiment, self.datasets.get(checkpoint, "")) for a in attacks]
-        slow = [a for a in attacks if attack_info(a.split("[")[0]).slow]  # on fewer images (AttackInfo.slow)
-        fast = [a for a in attacks if a not in slow]
-        for chosen, count in ((fast, n or self.scale.n), (slow, n or self.scale.n_slow)):
+        slow_ones = [a for a in attacks if attack_info(a.split("[")[0]).slow]  # on fewer images (AttackInfo.slow)
+        fast = [a for a in attacks if a not in slow_ones]
+        for chosen, count in ((fast, n or self.scale.n), (slow_ones if slow else [], n or self.scale.n_slow)):
             if chosen:
                 self._add(evaluate_step((checkpoint,), out, chosen, fractions, count))
 

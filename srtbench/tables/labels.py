@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from srtbench.measurements import identity
+from srtbench.tables.layouts import row_key
 
 
 def _run_names(paths: Sequence[str]) -> list[str]:
@@ -24,7 +25,8 @@ def _run_names(paths: Sequence[str]) -> list[str]:
 def distinguish_models(df: pd.DataFrame) -> pd.DataFrame:
     """One row name per model: different checkpoints that share a label (Figure 2's SRT at several |D_U|, or
     SRT (λ = 0.2) of the pixel and the spatial presets) get their run's name after the label, and published
-    numbers that a paper prints differently in two tables get their table; one checkpoint stays one row."""
+    numbers that a paper prints differently in two tables get their table; one checkpoint stays one row. Labels
+    that differ only in spelling ("RT (λ = 0.2)", "RT (λ=0.2)": `row_key`) count as one label."""
     df = df.copy()
     if df.empty:
         return df
@@ -34,7 +36,8 @@ def distinguish_models(df: pd.DataFrame) -> pd.DataFrame:
     if tags[published].nunique() > 1:  # the paper's tables side by side: every published row names its table
         df.loc[published, "label"] = [f"{lb} ({t.replace('paper:table', 'paper Table ')})"
                                       for lb, t in zip(df.loc[published, "label"], tags[published])]
-    for (_, _), g in df.groupby(["label", "dataset"], sort=False):
+    keys = df["label"].map(row_key)
+    for (_, _), g in df.groupby([keys, df["dataset"]], sort=False):
         models = list(dict.fromkeys(ident[g.index]))
         if len(models) < 2:
             continue
