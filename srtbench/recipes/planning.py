@@ -163,8 +163,7 @@ class Plan:
 
     def evaluate(self, checkpoint: str, attacks: Sequence[str], fractions: Sequence[float] = (1.0,),
                  n: int | None = None, slow: bool = True) -> None:
-        """One CSV per checkpoint; fast and slow attacks are separate calls (the slow on fewer images, none of them
-        where `slow` is False)."""
+        """One CSV per checkpoint; the slow attacks (none if not `slow`) are a separate call, on fewer images."""
         stem = "--".join(Path(checkpoint).parts[-2:]).removesuffix(".pt")
         out = f"{self.evaluations}/{stem}.csv"
         if out not in self.csvs:
