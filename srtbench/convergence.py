@@ -5,6 +5,10 @@ skipped): its change over the last quarter of the run, from the last check at or
 step to the last check. A change smaller than `FLAT_WITHIN` points is flat; a larger one is rising or falling. A
 run with no check that early gets no verdict (the trainer's final check and the one before it can be a few dozen
 steps apart, where any curve looks flat).
+
+A figure keeps its numbers in OUT.values.csv; redrawn after a run's metrics file is gone, it takes that run's checks
+from there or from another convergence figure in its folder (`recorded`), so a recipe need not train again only to
+redraw it (`drawable`).
 """
 
 from __future__ import annotations
@@ -23,29 +27,37 @@ COLUMNS = ("step", "clean_acc", "robust_acc")
 PANELS = {"clean": "clean_acc", "robust": "robust_acc"}
 RULE = (f"the change of held-out robust accuracy over the last {TAIL:.0%} of the run's steps (from the last check "
         f"at or before {1 - TAIL:.0%} of the last check's step): under {FLAT_WITHIN:g} point is flat, else rising "
-        "or falling")
+        "or falling; where the learning rate is held and then decays, over the last quarter of the held phase, so "
+        "the decay's jump is not read as a rise")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One run's held-out checks (step, robust accuracy) and what their tail says."""
+    """One run's held-out checks (step, robust accuracy) and what their tail says: the tail of the whole run, or,
+    with `decay` (the step of the first check after a constant learning rate fell), of the phase before it."""
 
     name: str
     checks: tuple[tuple[int, float], ...]
+    decay: int | None = None
+
+    @property
+    def phase(self) -> tuple[tuple[int, float], ...]:
+        """The checks the verdict reads: those before `decay`, else all."""
+        return self.checks if self.decay is None else tuple(c for c in self.checks if c[0] < self.decay)
 
     @property
     def reference(self) -> tuple[int, float] | None:
-        """The check the tail starts from: the last at or before (1 - TAIL) of the last check's step."""
-        if len(self.checks) < 2:
+        """The check the tail starts from: the last at or before (1 - TAIL) of the phase's last check's step."""
+        if len(self.phase) < 2:
             return None
-        bound = (1 - TAIL) * self.checks[-1][0]
-        earlier = [c for c in self.checks[:-1] if c[0] <= bound]
+        bound = (1 - TAIL) * self.phase[-1][0]
+        earlier = [c for c in self.phase[:-1] if c[0] <= bound]
         return earlier[-1] if earlier else None
 
     @property
     def change(self) -> float | None:
-        """Robust accuracy at the last check minus at the reference (None without one)."""
-        return None if self.reference is None else self.checks[-1][1] - self.reference[1]
+        """Robust accuracy at the phase's last check minus at the reference (None without one)."""
+        return None if self.reference is None else self.phase[-1][1] - self.reference[1]
 
     @property
     def word(self) -> str | None:
@@ -57,24 +69,38 @@ class Verdict:
         return "rising" if self.change > 0 else "falling"
 
     def line(self) -> str:
-        """e.g. `at: robust 74.4 at step 2,400, +0.4 over its last 25% (steps 1,800→2,400): flat`."""
+        """e.g. `at: robust 74.4 at step 2,400, +0.4 over its last 25% (steps 1,800→2,400): flat`, or with a decay
+        `at: robust 75.0 at step 3,510, before its learning rate first fell, +0.0 over that phase's last 25% (steps
+        2,340→3,510): flat; 76.8 at step 4,800`."""
         if not self.checks:
             return f"{self.name}: no held-out check ran: no verdict"
-        step, robust = self.checks[-1]
+        step, robust = self.phase[-1]
         if self.reference is None:
             return (f"{self.name}: robust {robust:.1f} at step {step:,}, no held-out check at or before "
                     f"{1 - TAIL:.0%} of its steps: no verdict")
         first = self.reference[0]
-        return (f"{self.name}: robust {robust:.1f} at step {step:,}, {self.change:+.1f} over its last {TAIL:.0%} "
-                f"(steps {first:,}→{step:,}): {self.word}")
+        if self.decay is None:
+            return (f"{self.name}: robust {robust:.1f} at step {step:,}, {self.change:+.1f} over its last {TAIL:.0%} "
+                    f"(steps {first:,}→{step:,}): {self.word}")
+        end, last = self.checks[-1]
+        return (f"{self.name}: robust {robust:.1f} at step {step:,}, before its learning rate first fell, "
+                f"{self.change:+.1f} over that phase's last {TAIL:.0%} (steps {first:,}→{step:,}): {self.word}; "
+                f"{last:.1f} at step {end:,}")
 
 
-def verdict(name: str, rows: Iterable[tuple[float, float]]) -> Verdict:
+def verdict(name: str, rows: Iterable[tuple[float, float]], lrs: Iterable[float] | None = None) -> Verdict:
     """The verdict on (step, held-out robust accuracy) rows in training order; rows with a NaN in either (no
-    check ran) are skipped."""
-    checks = tuple((int(step), float(robust)) for step, robust in rows
-                   if not (math.isnan(float(step)) or math.isnan(float(robust))))
-    return Verdict(name, checks)
+    check ran) are skipped. `lrs`, the learning rate of each row: where it stays at its first value over two checks
+    or more and then falls (a step decay, not a warm-up), the verdict reads the checks before it fell."""
+    rows = list(rows)
+    lrs = [math.nan] * len(rows) if lrs is None else [float(v) for v in lrs]
+    kept = [(int(step), float(robust), lr) for (step, robust), lr in zip(rows, lrs)
+            if not (math.isnan(float(step)) or math.isnan(float(robust)))]
+    checks = tuple((step, robust) for step, robust, _ in kept)
+    rates = [lr for *_, lr in kept]
+    fell = next((i for i, lr in enumerate(rates) if lr < rates[0]), None) if rates else None
+    held = fell is not None and fell >= 2 and all(lr == rates[0] for lr in rates[:fell])
+    return Verdict(name, checks, checks[fell][0] if held else None)
 
 
 def metrics_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -100,7 +126,10 @@ def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> d
     from srtbench import plots
 
     files = metrics_files(paths)
-    frames = {plots.run_name(path): plots.read_metrics(path, COLUMNS) for path in files}
+    kept, frames = recorded(out), {}
+    for path in files:
+        name = plots.run_name(path)
+        frames[name] = kept[name] if name in kept and not path.exists() else plots.read_metrics(path, COLUMNS)
     if len(frames) < len(files):
         raise SrtbenchError("two metrics files share a name; a line per run needs distinct file stems")
     fig, axes = plots.grid(1, len(PANELS))
@@ -116,7 +145,38 @@ def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> d
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     plots.save(fig, out, values=_values(frames))
-    return {name: verdict(name, zip(df["step"], df["robust_acc"])) for name, df in frames.items()}
+    return {name: verdict(name, zip(df["step"], df["robust_acc"]), df["lr"] if "lr" in df.columns else None)
+            for name, df in frames.items()}
+
+
+def recorded(out: str | os.PathLike) -> dict:
+    """The held-out checks earlier drawings kept, by run: OUT.values.csv's, then those of the other convergence
+    figures in its folder. What a run is drawn from once its metrics file is gone (a clone holds the results, not
+    the training folder). {} without any."""
+    import pandas as pd
+
+    from srtbench import plots
+
+    own = plots.stem_of(out).with_name(plots.stem_of(out).name + ".values.csv")
+    kept: dict = {}
+    for path in [own, *sorted(set(own.parent.glob("*.values.csv")) - {own})]:
+        try:
+            table = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            continue
+        if "run" in table.columns and all(c in table.columns for c in COLUMNS):  # a convergence figure's
+            for name, rows in table.groupby("run"):
+                kept.setdefault(str(name), rows.drop(columns="run").reset_index(drop=True))
+    return kept
+
+
+def drawable(path: str | os.PathLike, out: str | os.PathLike) -> bool:
+    """Whether the figure OUT can draw the training that writes checkpoint `path` without running it: its metrics
+    file exists, or the figure's values CSV kept its checks."""
+    from srtbench import plots
+
+    metrics = metrics_files([path])[0]
+    return metrics.exists() or plots.run_name(metrics) in recorded(out)
 
 
 def _values(frames: dict):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srtbench.errors import SrtbenchError, describe
-from srtbench.recipes import Step, dependencies
+from srtbench.recipes import SKIPPED, Step, dependencies, skipped
 
 RETRIES = 3  # Ray's retries of a step whose worker died
 POLL_S = 0.5
@@ -272,9 +272,9 @@ class _Driver:
         self.bar, self.lines, self.report, self.n = bar, lines, Report(), len(steps)
         self.deps = dependencies(steps)
         self.todo = []
-        for i, step in enumerate(steps):
-            if step.done():
-                echo(f"[{i + 1}/{self.n}] done already: {step.command}")
+        for i, (step, why) in enumerate(zip(steps, skipped(steps))):
+            if why:
+                echo(f"[{i + 1}/{self.n}] {SKIPPED[why]}: {step.command}")
             else:
                 self.todo.append(i)
         self.remote = ray.remote(max_calls=1, max_retries=retries)(execute)

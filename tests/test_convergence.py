@@ -3,6 +3,7 @@
 import math
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from srtbench.cli import main
@@ -41,6 +42,28 @@ def test_checks_inside_the_tail_are_not_the_reference():
     assert verdict("a", [(100, 10.0), (390, 60.0), (400, 60.2)]).word == "rising"  # 100 → 400, not 390 → 400
     assert verdict("a", [(100, 10.0), (300, 60.0), (400, 60.2)]).word == "flat"  # 300 = (1 - TAIL) · 400
     assert TAIL == 0.25
+
+
+def test_a_step_decay_is_not_read_as_a_rise_the_held_phase_is():
+    """AT at 4,800 steps: level at the held learning rate, then the decay's jump (+1.8 over the run's last 25%)."""
+    rows = [(1170, 71.8), (2340, 75.0), (2730, 73.0), (3120, 75.0), (3510, 75.0), (3900, 75.6), (4680, 76.6),
+            (4800, 76.8)]
+    lrs = [0.05] * 5 + [0.005, 0.0005, 0.0005]
+    assert verdict("at", rows).word == "rising"  # across the decay
+    v = verdict("at", rows, lrs)
+    assert v.decay == 3900 and v.reference == (2340, 75.0) and v.word == "flat"
+    assert v.line() == ("at: robust 75.0 at step 3,510, before its learning rate first fell, +0.0 over that phase's "
+                        "last 25% (steps 2,340→3,510): flat; 76.8 at step 4,800")
+    rising = verdict("srt", [(1000, 60.0), (2340, 70.2), (3276, 73.2), (4800, 74.4)], [0.05, 0.05, 0.05, 0.0005])
+    assert rising.word == "rising" and rising.change == 3.0
+
+
+def test_only_a_held_learning_rate_that_falls_narrows_the_verdict():
+    rows = [(100, 50.0), (200, 60.0), (300, 65.0), (400, 65.2)]
+    assert verdict("warm-up", rows, [0.01, 0.05, 0.1, 0.05]).decay is None  # a cyclic schedule: the whole run
+    assert verdict("early", rows, [0.1, 0.01, 0.01, 0.01]).decay is None  # one check before the fall
+    assert verdict("constant", rows, [0.1] * 4).decay is None
+    assert verdict("no checks", [(1, NAN)], [0.1]).decay is None
 
 
 def test_rows_without_a_check_are_skipped():
@@ -116,6 +139,29 @@ def test_a_recipe_step_reads_the_metrics_its_checkpoints_trainings_wrote(tmp_pat
     assert lines == ["at: robust 70.3 at step 500, +0.3 over its last 25% (steps 300→500): flat",
                      f"wrote {tmp_path / 'convergence'}.png and {tmp_path / 'convergence'}.pdf"]
     assert (tmp_path / "convergence.png").stat().st_size > 1000
+
+
+def test_a_redrawn_figure_takes_a_run_whose_metrics_file_is_gone_from_the_checks_it_kept(tmp_path):
+    """A clone holds results/, not runs/: the figure's values CSV (or another convergence figure's in its folder)
+    stands in for a missing metrics file; a run kept nowhere is still an error."""
+    from srtbench.convergence import convergence, drawable
+    from srtbench.errors import SrtbenchError
+
+    metrics_csv(tmp_path / "at.metrics.csv", [NAN, 60.0, 70.0, NAN, 70.3])
+    metrics_csv(tmp_path / "srt.metrics.csv", [50.0, 55.0, 60.0, 65.0, 70.0])
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    first = {k: v.line() for k, v in convergence([tmp_path / "at.pt", tmp_path / "srt.pt"], figures / "a").items()}
+    (tmp_path / "at.metrics.csv").unlink()
+    assert drawable(tmp_path / "at.pt", figures / "a") and drawable(tmp_path / "at.pt", figures / "b")
+    assert not drawable(tmp_path / "at.pt", tmp_path / "elsewhere")
+    again = {k: v.line() for k, v in convergence([tmp_path / "at.pt", tmp_path / "srt.pt"], figures / "a").items()}
+    assert again == first
+    other = convergence([tmp_path / "at.pt"], figures / "b")  # from figure a's values, in the same folder
+    assert other["at"].line() == first["at"]
+    (tmp_path / "srt.metrics.csv").unlink()
+    with pytest.raises(SrtbenchError, match="srt.metrics.csv"):
+        convergence([tmp_path / "srt.pt"], tmp_path / "elsewhere")
 
 
 def test_the_equal_steps_table4_draws_its_first_seeds_convergence_early_and_every_runs_at_the_end():

@@ -240,6 +240,47 @@ def test_reproduce_resumes_by_skipping_finished_steps(tmp_path, monkeypatch):
     assert f"{partial.command}" in lines
 
 
+def test_a_clone_with_the_results_but_not_the_checkpoints_trains_only_what_a_step_still_to_run_reads(
+        tmp_path, monkeypatch):
+    """runs/ is not committed: a training whose evaluations are in their CSVs and whose held-out checks the
+    convergence figure kept is not run again; one with an evaluation still to do is, and so is a training whose
+    checks no figure kept."""
+    import shutil
+
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    steps = recipes.plan("table4", "cpu")  # equal steps: a convergence figure of every training
+    recipes.run(steps, echo=lambda s: None, invoke=fake_invoke([]))
+    trainings = [s for s in steps if s.kind == "train"]
+    figure = next(s for s in steps if s.kind == "plot")
+    kept = pd.DataFrame([{"run": Path(t.output).stem, "step": 100, "clean_acc": 80.0, "robust_acc": 70.0}
+                         for t in trainings[1:]])  # the figure kept every run's checks but the first's
+    Path(figure.job.out).parent.mkdir(parents=True, exist_ok=True)
+    kept.to_csv(f"{figure.job.out}.values.csv", index=False)
+    shutil.rmtree("runs")
+    partial = next(s for s in steps if s.kind == "evaluate" and s.job.checkpoints[0] == trainings[2].output)
+    frame = results.read(partial.output)
+    frame[frame["attack"] != "pgd"].drop(columns=["source"]).to_csv(partial.output, index=False)
+    calls = []
+    recipes.run(steps, echo=lambda s: None, invoke=fake_invoke(calls))
+    assert [c for c in calls if " train " in f" {c} "] == [trainings[0].command, trainings[2].command]
+    assert partial.command in calls
+    why = recipes.skipped(steps)
+    assert all(why[steps.index(t)] == "done" for t in (trainings[0], trainings[2]))
+    out = run("reproduce", "table4", "--dry-run")
+    assert sum(ln.startswith("# not needed: srtbench train") for ln in out.output.splitlines()) == len(trainings) - 2
+
+
+def test_a_training_no_step_reads_still_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    alone = recipes.train_step("at", "runs/alone.pt", "fmnist-pixel-cpu")
+    assert recipes.skipped([alone]) == [""]
+    calls = []
+    recipes.run([alone], echo=lambda s: None, invoke=fake_invoke(calls))
+    assert calls == [alone.command]
+
+
 def test_an_evaluation_of_a_since_retrained_checkpoint_is_not_finished(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     steps = recipes.plan("table6", "cpu")

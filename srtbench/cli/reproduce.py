@@ -56,7 +56,9 @@ def run_steps(steps, dry_run, jobs, address, cpus_per_step, gpus_per_step) -> No
               "and SRT (runs/PRESET-steps/, tables titled so); epochs (the paper scale's, which trains the presets' "
               "epochs): every defense the same passes over its data, a semi-supervised defense's epoch covering "
               "D_L ∪ D_U (6x the SGD steps at the cpu scale)")
-@click.option("--dry-run", is_flag=True, help="print the commands (finished ones as '# done: ...') and stop")
+@click.option("--dry-run", is_flag=True,
+              help="print the commands (finished ones as '# done: ...', trainings that no step still to run reads "
+              "as '# not needed: ...') and stop")
 @click.option("--list", "list_", is_flag=True, help="list the experiments")
 @scheduling_options
 def reproduce(experiments, scale, seeds, protocol, dry_run, list_, jobs, address, cpus_per_step, gpus_per_step):

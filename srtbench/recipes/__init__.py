@@ -54,7 +54,7 @@ from srtbench.recipes.jobs import EvaluateJob, Job, PlotJob, TableJob, TrainJob
 from srtbench.recipes.main_tables import MINIMUM_NORM, TODAY
 from srtbench.recipes.planning import PROTOCOLS, RECIPES, Plan, check_protocol, check_scale, recipe, seed_suffix
 from srtbench.recipes.quick import QUICK_N, QUICK_REFERENCE
-from srtbench.recipes.runner import dependencies, parse_seeds, plan, plan_all, run
+from srtbench.recipes.runner import SKIPPED, dependencies, parse_seeds, plan, plan_all, run, skipped
 from srtbench.recipes.scales import LABELED_UNIT, SCALE_PRESETS, SCALES, Scale
 from srtbench.recipes.settings import (
     COMPOUND_ATTACKS,
@@ -73,8 +73,9 @@ from srtbench.tables.layouts import PIXEL_ATTACKS, SPATIAL_ATTACKS
 __all__ = [
     "COMPOUND", "COMPOUND_ATTACKS", "CPU_ATTACKS", "CPU_EPSILON", "CPU_PGD", "FAST_SHARE", "FAST_SWEEP", "FRACTIONS",
     "GRID", "LABELED_UNIT", "MINIMUM_NORM", "N_LABELED", "N_UNLABELED", "PAPER_ATTACKS", "PAPER_SPATIAL",
-    "PIXEL_ATTACKS", "PROTOCOLS", "QUICK_N", "QUICK_REFERENCE", "RECIPES", "SCALES", "SCALE_PRESETS",
+    "PIXEL_ATTACKS", "PROTOCOLS", "QUICK_N", "QUICK_REFERENCE", "RECIPES", "SCALES", "SCALE_PRESETS", "SKIPPED",
     "SPATIAL_ATTACKS", "SRT_PLUS", "TABLE4", "TODAY", "UNLABELED_SWEEP", "EvaluateJob", "Job", "Plan", "PlotJob",
     "Scale", "SrtbenchError", "Step", "TableJob", "TrainJob", "check_protocol", "check_scale", "dependencies",
-    "evaluate_step", "paper_pixel", "parse_seeds", "plan", "plan_all", "recipe", "run", "seed_suffix", "train_step",
+    "evaluate_step", "paper_pixel", "parse_seeds", "plan", "plan_all", "recipe", "run", "seed_suffix", "skipped",
+    "train_step",
 ]

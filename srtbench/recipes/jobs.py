@@ -217,6 +217,13 @@ class PlotJob:
     def argv(self) -> list[str]:
         return ["srtbench", "plot", self.kind_of_plot, *self.inputs, *_flags(self.options, {}), "--out", self.out]
 
+    def needs(self, path: str) -> bool:
+        """Whether drawing reads the file `path` itself: a convergence figure reads only a training's held-out
+        checks, which its values CSV may have kept (`convergence.drawable`)."""
+        from srtbench.convergence import drawable
+
+        return self.kind_of_plot != "convergence" or not drawable(path, self.out)
+
     def execute(self, echo: Callable[[str], None]) -> None:
         PLOTTERS.get(self.kind_of_plot, _results_plot)(self, echo)
         echo(f"wrote {self.out}.png and {self.out}.pdf")

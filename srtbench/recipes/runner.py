@@ -65,6 +65,29 @@ def dependencies(steps: Sequence[Step]) -> list[set[int]]:
     return out
 
 
+SKIPPED = {"done": "done already", "not needed": "not needed (what reads its checkpoint is done)"}
+
+
+def skipped(steps: Sequence[Step]) -> list[str]:
+    """Why each step need not run, "" where it must: "done" (its output is finished), or "not needed" for a training
+    whose checkpoint no step still to run reads (its evaluations are in their CSVs, its figure kept its held-out
+    checks). A clone that holds the results, not the checkpoints, so redraws the tables without training again; a
+    training nothing reads still runs."""
+    readers: list[list[int]] = [[] for _ in steps]
+    for j, waits in enumerate(dependencies(steps)):
+        for i in waits:
+            readers[i].append(j)
+    why = [""] * len(steps)
+    for i in reversed(range(len(steps))):  # readers come after what they read
+        step = steps[i]
+        if step.done():
+            why[i] = "done"
+        elif step.kind == "train" and readers[i] and not any(
+                not why[j] and steps[j].needs(step.output) for j in readers[i]):
+            why[i] = "not needed"
+    return why
+
+
 def _invoke(step: Step) -> int:
     # a child process per step: each run starts clean (threads, seeds, memory), as when typed by hand
     return subprocess.run([sys.executable, "-m", "srtbench.worker"], input=pickle.dumps(step), check=False).returncode
@@ -74,13 +97,12 @@ def run(steps: Sequence[Step], dry_run: bool = False, echo: Callable[[str], None
         invoke: Callable[[Step], int] = _invoke) -> int:
     """Run the steps in order, skipping finished ones; with `dry_run` only list them. Returns the number run."""
     ran = 0
-    for i, step in enumerate(steps, 1):
-        finished = step.done()
+    for i, (step, why) in enumerate(zip(steps, skipped(steps)), 1):
         if dry_run:
-            echo(("# done: " if finished else "") + step.command)
+            echo((f"# {why}: " if why else "") + step.command)
             continue
-        if finished:
-            echo(f"[{i}/{len(steps)}] done already: {step.command}")
+        if why:
+            echo(f"[{i}/{len(steps)}] {SKIPPED[why]}: {step.command}")
             continue
         step = step.resumed()
         echo(f"[{i}/{len(steps)}] {step.command}")

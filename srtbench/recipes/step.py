@@ -2,7 +2,7 @@
 
 `train_step` and `evaluate_step` build the two kinds whose output can be finished already: a training is done when
 its checkpoint exists, an evaluation when its CSV holds every row it would write, for the checkpoint as it is now.
-Tables and plots are always redrawn.
+Tables and plots are always redrawn. A training nothing still to run reads is skipped (`runner.skipped`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from srtbench.errors import SrtbenchError
-from srtbench.recipes.jobs import EvaluateJob, Job, TrainJob
+from srtbench.recipes.jobs import EvaluateJob, Job, PlotJob, TrainJob
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,10 @@ class Step:
             return str(Path(self.output).with_suffix("")) + f".evaluate-{digest}.log"
         out = getattr(self.job, "out", None) or "results/table"
         return str(Path(out).with_suffix("")) + f".{self.kind}-{digest}.log"
+
+    def needs(self, path: str) -> bool:
+        """Whether running this step reads the file `path` (a plot may draw from what it kept instead)."""
+        return self.job.needs(path) if isinstance(self.job, PlotJob) else path in self.inputs
 
     def resumed(self) -> Step:
         """A training run cut short left its resume state behind (NAME.resume, or an older version's NAME.last.pt):
