@@ -4,10 +4,11 @@ Ray runs embedded on this machine (`ray.init` with its CPUs and GPUs, nothing to
 (`address`: `auto` or HOST:PORT).  Each step is one Ray task in a worker process that runs it and exits
 (`max_calls=1`: every step starts clean, as a fresh command would), with `cpus` CPUs (its torch threads) and
 `gpus` GPUs (fractions share one card).  A step waits for the steps writing what it reads (`recipes.dependencies`);
-at most `jobs` run at once.  A step whose worker dies (a lost node, an OOM kill) is retried by Ray and resumes from
-its last saved state; a step that fails on its own error is reported in one line naming its log, its dependents are
-skipped and the independent steps go on.  Each step's output goes to its log file beside its results; the driver
-shows one line per running step (read back from the plain progress lines of its log) and the total.
+at most `jobs` run at once, a ready evaluation, table or plot before a ready training (`submission_order`).  A
+step whose worker dies (a lost node, an OOM kill) is retried by Ray and resumes from its last saved state; a step
+that fails on its own error is reported in one line naming its log, its dependents are skipped and the independent
+steps go on.  Each step's output goes to its log file beside its results; the driver shows one line per running
+step (read back from the plain progress lines of its log) and the total.
 
 Ray is imported only here, only when asked for: without `--jobs`, nothing imports it.
 """
@@ -247,6 +248,13 @@ def run(steps: Sequence[Step], jobs: int, address: str | None = None, cpus_per_s
         return _drive(ray, list(steps), jobs, share, echo, retries)
 
 
+def submission_order(steps: Sequence[Step], todo: Sequence[int]) -> list[int]:
+    """The order in which steps still to do start once their dependencies finish: evaluations, tables and plots
+    before trainings, so a finished training's rows land before the next training takes its worker (a session cut
+    short keeps the results of what it trained); otherwise the plan's order."""
+    return sorted(todo, key=lambda i: (steps[i].kind == "train", i))
+
+
 def _drive(ray, steps: list[Step], jobs: int, share: Resources, echo, retries: int) -> Report:
     from srtbench.progress import PlainProgress, progress_bar
 
@@ -293,7 +301,7 @@ class _Driver:
 
     def submit(self) -> None:
         """Skip the steps whose dependency failed; start those whose dependencies finished, up to `jobs` at once."""
-        for i in list(self.todo):
+        for i in submission_order(self.steps, self.todo):
             blocked = next((d for d in self.deps[i] if d in self.report.failed or d in self.report.skipped), None)
             if blocked is not None:
                 self.todo.remove(i)

@@ -184,6 +184,19 @@ def test_a_folder_the_workers_do_not_share_is_refused(embedded_ray, tmp_path, mo
     assert list(elsewhere.iterdir()), "the worker wrote its probe"
 
 
+def test_a_finished_trainings_evaluations_start_before_the_next_training():
+    """Table 4 at equal steps, its first training done: of the steps then ready, its evaluations come first."""
+    steps = recipes.plan("table4", "cpu")
+    first = next(i for i, s in enumerate(steps) if s.kind == "train")
+    deps = recipes.dependencies(steps)
+    todo = [i for i in range(len(steps)) if i != first]
+    ready = [i for i in scheduler.submission_order(steps, todo) if deps[i] <= {first}]
+    evaluations = [i for i in todo if steps[i].kind == "evaluate" and steps[first].output in steps[i].inputs]
+    assert evaluations and ready[:len(evaluations)] == evaluations
+    assert all(steps[i].kind == "train" for i in ready[len(evaluations):])
+    assert [i for i in ready if steps[i].kind == "train"] == sorted(i for i in ready if steps[i].kind == "train")
+
+
 def test_step_resources_default_to_a_share_of_what_is_detected():
     assert scheduler.resources(2, None, None, {"CPU": 16, "GPU": 1}) == scheduler.Resources(8, 0.5)
     assert scheduler.resources(3, None, None, {"CPU": 2}) == scheduler.Resources(1, 0)
