@@ -573,7 +573,7 @@ def test_steps_protocol_gives_every_defense_the_same_sgd_steps_in_its_own_folder
     lengths = {Path(j.out).stem: j.option("iterations") for j in jobs}
     labels = {Path(j.out).stem: j.option("label") for j in jobs}
     # every defense 4,800 steps, its file and row naming the count
-    for name in ("standard", "at", "trades", "uat-beta1", "rst", "rt-lam1", "rt-lam1-b21", "srt-lam1"):
+    for name in ("standard", "at", "trades", "uat-beta1", "rst", "rt-lam1", "rt-lam1-b21-lr0.0082", "srt-lam1"):
         assert lengths.pop(f"{name}-steps4800") == 4800, name
         assert labels[f"{name}-steps4800"].endswith("4,800 steps)"), labels
     assert labels["srt-lam1-steps4800"] == "SRT (λ = 1, 4,800 steps)" and labels["at-steps4800"] == "AT (4,800 steps)"
@@ -582,9 +582,10 @@ def test_steps_protocol_gives_every_defense_the_same_sgd_steps_in_its_own_folder
     assert uat.option("beta") == 1.0 and uat.option("label") == "UAT (β = 1, 4,800 steps)"
     assert not [j for j in trains(recipes.plan("table4", "cpu", "epochs")) if j.option("beta")]  # epochs: as before
     # RT twice: on whole batches of labeled images, and on SRT's labeled share of a batch (as the official code)
-    b21 = next(j for j in jobs if Path(j.out).stem == "rt-lam1-b21-steps4800")
-    assert b21.option("batch_size") == 21 and b21.option("lam") == 1.0
-    assert b21.option("label") == "RT (λ = 1, 21 labeled a step, 4,800 steps)"
+    # the latter at a learning rate shrunk with its batch (0.05 · 21/128; at 0.05 it collapsed)
+    b21 = next(j for j in jobs if Path(j.out).stem == "rt-lam1-b21-lr0.0082-steps4800")
+    assert b21.option("batch_size") == 21 and b21.option("lam") == 1.0 and b21.option("lr") == 0.0082
+    assert b21.option("label") == "RT (λ = 1, 21 labeled a step, lr 0.0082, 4,800 steps)"
     # the convergence controls: SRT at twice the steps, and AT, TRADES, RT and SRT at half of them under the names
     # they had as the protocol's first count (2,400 steps)
     assert lengths.pop("srt-lam1-steps9600") == 9600 and labels["srt-lam1-steps9600"] == "SRT (λ = 1, 9,600 steps)"
