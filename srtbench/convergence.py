@@ -2,9 +2,13 @@
 
 The verdict reads only the held-out robust accuracy (`robust_acc`; rows where no check ran hold NaN and are
 skipped): its change over the last quarter of the run, from the last check at or before 75% of the last check's
-step to the last check. A change smaller than `FLAT_WITHIN` points is flat; a larger one is rising or falling. A
-run with no check that early gets no verdict (the trainer's final check and the one before it can be a few dozen
-steps apart, where any curve looks flat).
+step to the last check. A change smaller than `FLAT_WITHIN` points is flat; a larger one is rising or falling,
+unless it lies inside the 95% band that sampling alone gives two checks of n images each; then it is unresolved.
+The band is binomial, the two checks taken as independent: they score the same images, so the paired band would be
+narrower, and this one calls fewer changes. n is the run's held-out size (`check_size`), read from its checkpoint
+and kept in the figure's values; without it the verdict has no band. A run with no check that early gets no
+verdict (the trainer's final check and the one before it can be a few dozen steps apart, where any curve looks
+flat).
 
 A figure keeps its numbers in OUT.values.csv; redrawn after a run's metrics file is gone, it takes that run's checks
 from there or from another convergence figure in its folder (`recorded`), so a recipe need not train again only to
@@ -22,23 +26,27 @@ from pathlib import Path
 from srtbench.errors import SrtbenchError
 
 FLAT_WITHIN = 1.0  # accuracy points: a smaller change of held-out robust accuracy over the tail is flat
+Z95 = 1.959964  # the normal quantile of a two-sided 95% band
 TAIL = 0.25  # the tail: the last quarter of the run's steps
 COLUMNS = ("step", "clean_acc", "robust_acc")
 PANELS = {"clean": "clean_acc", "robust": "robust_acc"}
 RULE = (f"the change of held-out robust accuracy over the last {TAIL:.0%} of the run's steps (from the last check "
         f"at or before {1 - TAIL:.0%} of the last check's step): under {FLAT_WITHIN:g} point is flat, else rising "
-        "or falling; where the learning rate is held and then decays, over the last quarter of the held phase, so "
-        "the decay's jump is not read as a rise")
+        "or falling, or unresolved inside the 95% band of two checks' sampling noise (binomial over the held-out "
+        "images, the checks taken as independent); where the learning rate is held and then decays, over the last "
+        "quarter of the held phase, so the decay's jump is not read as a rise")
 
 
 @dataclass(frozen=True)
 class Verdict:
     """One run's held-out checks (step, robust accuracy) and what their tail says: the tail of the whole run, or,
-    with `decay` (the step of the first check after a constant learning rate fell), of the phase before it."""
+    with `decay` (the step of the first check after a constant learning rate fell), of the phase before it; `n`, the
+    images a check scores, gives the change its noise band."""
 
     name: str
     checks: tuple[tuple[int, float], ...]
     decay: int | None = None
+    n: int | None = None
 
     @property
     def phase(self) -> tuple[tuple[int, float], ...]:
@@ -60,13 +68,30 @@ class Verdict:
         return None if self.reference is None else self.phase[-1][1] - self.reference[1]
 
     @property
+    def noise(self) -> float | None:
+        """Half-width in points of the 95% band that sampling alone gives `change`: two binomial proportions of `n`
+        images, taken as independent (None without `n` or a reference)."""
+        if not self.n or self.reference is None:
+            return None
+        p, q = self.reference[1] / 100, self.phase[-1][1] / 100
+        return 100 * Z95 * math.sqrt(max(p * (1 - p) + q * (1 - q), 0.0) / self.n)
+
+    @property
     def word(self) -> str | None:
-        """flat, rising or falling; None without a reference check."""
+        """flat, rising, falling, or unresolved (a change of `FLAT_WITHIN` or more inside the noise band); None
+        without a reference check."""
         if self.change is None:
             return None
         if abs(self.change) < FLAT_WITHIN:
             return "flat"
+        if self.noise is not None and abs(self.change) < self.noise:
+            return "unresolved"
         return "rising" if self.change > 0 else "falling"
+
+    def _change_text(self) -> str:
+        """`+3.0`, or with a noise band `+3.0 ± 5.6 (500 images)`."""
+        band = "" if self.noise is None else f" ± {self.noise:.1f} ({self.n:,} images)"
+        return f"{self.change:+.1f}{band}"
 
     def line(self) -> str:
         """e.g. `at: robust 74.4 at step 2,400, +0.4 over its last 25% (steps 1,800→2,400): flat`, or with a decay
@@ -80,18 +105,20 @@ class Verdict:
                     f"{1 - TAIL:.0%} of its steps: no verdict")
         first = self.reference[0]
         if self.decay is None:
-            return (f"{self.name}: robust {robust:.1f} at step {step:,}, {self.change:+.1f} over its last {TAIL:.0%} "
-                    f"(steps {first:,}→{step:,}): {self.word}")
+            return (f"{self.name}: robust {robust:.1f} at step {step:,}, {self._change_text()} over its last "
+                    f"{TAIL:.0%} (steps {first:,}→{step:,}): {self.word}")
         end, last = self.checks[-1]
         return (f"{self.name}: robust {robust:.1f} at step {step:,}, before its learning rate first fell, "
-                f"{self.change:+.1f} over that phase's last {TAIL:.0%} (steps {first:,}→{step:,}): {self.word}; "
+                f"{self._change_text()} over that phase's last {TAIL:.0%} (steps {first:,}→{step:,}): {self.word}; "
                 f"{last:.1f} at step {end:,}")
 
 
-def verdict(name: str, rows: Iterable[tuple[float, float]], lrs: Iterable[float] | None = None) -> Verdict:
+def verdict(name: str, rows: Iterable[tuple[float, float]], lrs: Iterable[float] | None = None,
+            n: int | None = None) -> Verdict:
     """The verdict on (step, held-out robust accuracy) rows in training order; rows with a NaN in either (no
     check ran) are skipped. `lrs`, the learning rate of each row: where it stays at its first value over two checks
-    or more and then falls (a step decay, not a warm-up), the verdict reads the checks before it fell."""
+    or more and then falls (a step decay, not a warm-up), the verdict reads the checks before it fell. `n`, the
+    images a check scores: the change's noise band (none without it)."""
     rows = list(rows)
     lrs = [math.nan] * len(rows) if lrs is None else [float(v) for v in lrs]
     kept = [(int(step), float(robust), lr) for (step, robust), lr in zip(rows, lrs)
@@ -100,7 +127,7 @@ def verdict(name: str, rows: Iterable[tuple[float, float]], lrs: Iterable[float]
     rates = [lr for *_, lr in kept]
     fell = next((i for i, lr in enumerate(rates) if lr < rates[0]), None) if rates else None
     held = fell is not None and fell >= 2 and all(lr == rates[0] for lr in rates[:fell])
-    return Verdict(name, checks, checks[fell][0] if held else None)
+    return Verdict(name, checks, checks[fell][0] if held else None, n)
 
 
 def metrics_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -118,18 +145,40 @@ def metrics_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict[str, Verdict]:
+def check_size(metrics: Path, frame, default: int | None = None) -> int | None:
+    """The images each held-out check of a run scored: its checkpoint's (`NAME.pt` beside `NAME.metrics.csv`,
+    `train.check_size`), else what a figure's values kept (`check_n`), else `default`."""
+    from srtbench.checkpoint import read_torch_file
+
+    ckpt = metrics.with_name(metrics.name.removesuffix(".metrics.csv") + ".pt")
+    if ckpt.is_file():
+        try:
+            size = read_torch_file(ckpt)["meta"]["train"]["check_size"]
+            if isinstance(size, int) and size > 0:
+                return size
+        except (SrtbenchError, KeyError, TypeError):
+            pass
+    if "check_n" in frame.columns and frame["check_n"].notna().any():
+        return int(frame["check_n"].dropna().iloc[0])
+    return default
+
+
+def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
+                check_n: int | None = None) -> dict[str, Verdict]:
     """Held-out clean and robust accuracy against the SGD step (two panels, a line per run named by its file's
-    stem), written as OUT.png and OUT.pdf; returns each run's verdict."""
+    stem), written as OUT.png and OUT.pdf; returns each run's verdict. `check_n`: the images a check scored, for
+    runs whose checkpoint is gone and whose figure did not keep it (`check_size`)."""
     import matplotlib
 
     from srtbench import plots
 
     files = metrics_files(paths)
-    kept, frames = recorded(out), {}
+    kept, frames, sizes = recorded(out), {}, {}
     for path in files:
         name = plots.run_name(path)
-        frames[name] = kept[name] if name in kept and not path.exists() else plots.read_metrics(path, COLUMNS)
+        frame = kept[name] if name in kept and not path.exists() else plots.read_metrics(path, COLUMNS)
+        sizes[name] = check_size(path, frame, check_n)
+        frames[name] = frame.assign(check_n=sizes[name] or math.nan)
     if len(frames) < len(files):
         raise SrtbenchError("two metrics files share a name; a line per run needs distinct file stems")
     fig, axes = plots.grid(1, len(PANELS))
@@ -145,8 +194,8 @@ def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> d
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     plots.save(fig, out, values=_values(frames))
-    return {name: verdict(name, zip(df["step"], df["robust_acc"]), df["lr"] if "lr" in df.columns else None)
-            for name, df in frames.items()}
+    return {name: verdict(name, zip(df["step"], df["robust_acc"]), df["lr"] if "lr" in df.columns else None,
+                          sizes[name]) for name, df in frames.items()}
 
 
 def recorded(out: str | os.PathLike) -> dict:
@@ -181,12 +230,14 @@ def drawable(path: str | os.PathLike, out: str | os.PathLike) -> bool:
 
 def _values(frames: dict):
     """The numbers behind the figure: a row per run and held-out check, with the learning rate and the run's
-    training time so far (`lr`, `total_time_s`, where the metrics file has them)."""
+    training time so far (`lr`, `total_time_s`, where the metrics file has them) and the images a check scored
+    (`check_n`, where known)."""
     import pandas as pd
 
     rows = []
     for name, df in frames.items():
         kept = df[df["step"].notna() & df["robust_acc"].notna()]
-        rows.append(kept[[c for c in (*COLUMNS, "lr", "total_time_s") if c in kept.columns]].assign(run=name))
+        columns = [c for c in (*COLUMNS, "lr", "total_time_s", "check_n") if c in kept.columns]
+        rows.append(kept[columns].assign(run=name))
     table = pd.concat(rows)
     return table[["run", *(c for c in table.columns if c != "run")]]

@@ -96,9 +96,54 @@ def test_cli_draws_each_run_and_prints_a_verdict_per_run(tmp_path):
     assert out.output.splitlines()[-1].endswith("fig.values.csv (its numbers)")
     # the numbers behind the figure: every held-out check of every run, nothing else
     values = pd.read_csv(tmp_path / "fig.values.csv")
-    assert list(values.columns) == ["run", "step", "clean_acc", "robust_acc", "lr"]
+    assert list(values.columns) == ["run", "step", "clean_acc", "robust_acc", "lr", "check_n"]
+    assert values["check_n"].isna().all()  # no checkpoint beside the metrics, no --check-n: size unknown
     assert values[["run", "step", "robust_acc"]].values.tolist() == [
         ["at", 200, 60.0], ["at", 300, 70.0], ["at", 500, 70.3], ["trades", 200, 50.0], ["trades", 400, 60.0]]
+
+
+def test_a_change_inside_two_checks_sampling_noise_is_unresolved():
+    """SRT's seed-0 reading: +3.0 points between two checks of 500 images near 72% is inside the 95% band of two
+    binomial proportions (±5.6), so it says neither rising nor flat; the same change on 50,000 images is a rise, and
+    without the size the verdict has no band (as before)."""
+    rows, lrs = [(1000, 60.0), (2340, 70.2), (3276, 73.2), (4800, 74.4)], [0.05, 0.05, 0.05, 0.0005]
+    v = verdict("srt", rows, lrs, n=500)
+    band = 100 * 1.959964 * math.sqrt((0.702 * 0.298 + 0.732 * 0.268) / 500)
+    assert v.noise == pytest.approx(band) and 5.5 < band < 5.7
+    assert v.word == "unresolved"
+    assert v.line() == ("srt: robust 73.2 at step 3,276, before its learning rate first fell, +3.0 ± 5.6 (500 images) "
+                        "over that phase's last 25% (steps 2,340→3,276): unresolved; 74.4 at step 4,800")
+    assert verdict("srt", rows, lrs, n=50_000).word == "rising"
+    assert verdict("srt", rows, lrs).word == "rising" and verdict("srt", rows, lrs).noise is None
+    # under FLAT_WITHIN stays flat, beyond the band falls, with the band known
+    assert verdict("a", [(1, 70.0), (4, 70.0 + FLAT_WITHIN / 2)], n=500).word == "flat"
+    assert verdict("a", [(1, 70.0), (4, 60.0)], n=500).word == "falling"
+
+
+def test_the_check_size_comes_from_the_checkpoint_then_the_figure_then_check_n(tmp_path):
+    """A run's checkpoint says how many images its checks scored (`train.check_size`); the figure's values keep it,
+    so a redraw without the checkpoint or its metrics prints the same band; --check-n fills in for a run known
+    nowhere, and a checkpoint's size wins over it."""
+    import torch
+
+    metrics_csv(tmp_path / "srt.metrics.csv", [60.0, 70.2, NAN, 73.2])
+    metrics_csv(tmp_path / "at.metrics.csv", [60.0, 70.2, NAN, 73.2])
+    torch.save({"format": "srtbench", "meta": {"train": {"check_size": 500}}}, tmp_path / "srt.pt")
+    fig = str(tmp_path / "fig")
+    out = run("plot", "convergence", str(tmp_path / "srt.pt"), str(tmp_path / "at.pt"), "--check-n", "50000",
+              "--out", fig)
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0].startswith("srt: robust 73.2 at step 400, +3.0 ± 5.6 (500 images)") and "unresolved" in lines[0]
+    assert "± 0.6 (50,000 images)" in lines[1] and lines[1].endswith("rising")
+    values = pd.read_csv(tmp_path / "fig.values.csv")
+    assert values.groupby("run")["check_n"].first().to_dict() == {"at": 50_000, "srt": 500}
+    for name in ("srt.pt", "srt.metrics.csv", "at.metrics.csv"):
+        (tmp_path / name).unlink()
+    again = run("plot", "convergence", str(tmp_path / "srt.pt"), str(tmp_path / "at.pt"), "--out", fig)
+    assert again.exit_code == 0 and again.output.splitlines()[:2] == lines[:2], again.output
+    bad = run("plot", "convergence", str(tmp_path / "srt.pt"), "--check-n", "0", "--out", fig)
+    assert bad.exit_code == 2 and "--check-n" in bad.output
 
 
 def test_cli_takes_files_and_folders_alike(tmp_path):

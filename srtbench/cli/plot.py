@@ -136,13 +136,17 @@ def training(metrics, out):
     METRICS are trainer metrics CSVs, folders standing for every *.metrics.csv in them, or checkpoints standing for
     the metrics their training wrote beside them (NAME.pt: NAME.metrics.csv); a line per run, named
     by its file's stem. Printed per run, the verdict: {RULE}. Rows without a held-out check are skipped; a run
-    without a check that early gets no verdict.
+    without a check that early gets no verdict. The images a check scored come from each run's checkpoint, else
+    from the figure's values CSV, else --check-n.
     """)
 @click.argument("metrics", nargs=-1, required=True, type=click.Path())
+@click.option("--check-n", type=click.IntRange(min=1), default=None,
+              help="images each held-out check scored, for runs whose checkpoint is gone and whose figure did not "
+                   "keep it (the preset's check_size; default: no noise band for those runs)")
 @OUT
-def convergence(metrics, out):
+def convergence(metrics, check_n, out):
     from srtbench.convergence import convergence as draw
 
-    for verdict in draw(metrics, out).values():
+    for verdict in draw(metrics, out, check_n).values():
         echo(verdict.line())
     _written(out, values=True)
