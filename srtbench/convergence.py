@@ -2,13 +2,15 @@
 
 The verdict reads only the held-out robust accuracy (`robust_acc`; rows where no check ran hold NaN and are
 skipped): its change over the last quarter of the run, from the last check at or before 75% of the last check's
-step to the last check. A change smaller than `FLAT_WITHIN` points is flat; a larger one is rising or falling,
-unless it lies inside the 95% band that sampling alone gives two checks of n images each; then it is unresolved.
-The band is binomial, the two checks taken as independent: they score the same images, so the paired band would be
-narrower, and this one calls fewer changes. n is the run's held-out size (`check_size`), read from its checkpoint
-and kept in the figure's values; without it the verdict has no band. A run with no check that early gets no
-verdict (the trainer's final check and the one before it can be a few dozen steps apart, where any curve looks
-flat).
+step to the last check. A change smaller than `FLAT_WITHIN` points is flat; a larger one is rising or falling
+where the two checks tell it from noise, else unresolved. Where the trainer recorded each check's per-image outcomes
+(`robust_correct`), the two checks are compared image by image, by the exact McNemar test at `ALPHA`. Where it did
+not (runs trained before it did), the change must leave the 95% band that sampling alone gives two checks of n
+images each: binomial, the two checks taken as independent although they score the same images, so the band is
+wider than the paired test and calls fewer changes. n is the run's held-out size (`check_size`), read from its
+checkpoint and kept in the figure's values; without either the verdict has no band. A run with no check that
+early gets no verdict (the trainer's final check and the one before it can be a few dozen steps apart, where any
+curve looks flat).
 
 A figure keeps its numbers in OUT.values.csv; redrawn after a run's metrics file is gone, it takes that run's checks
 from there or from another convergence figure in its folder (`recorded`), so a recipe need not train again only to
@@ -27,13 +29,15 @@ from srtbench.errors import SrtbenchError
 
 FLAT_WITHIN = 1.0  # accuracy points: a smaller change of held-out robust accuracy over the tail is flat
 Z95 = 1.959964  # the normal quantile of a two-sided 95% band
+ALPHA = 0.05  # a change the paired test of two checks' per-image outcomes puts at p < ALPHA is a rise or a fall
 TAIL = 0.25  # the tail: the last quarter of the run's steps
 COLUMNS = ("step", "clean_acc", "robust_acc")
 PANELS = {"clean": "clean_acc", "robust": "robust_acc"}
 RULE = (f"the change of held-out robust accuracy over the last {TAIL:.0%} of the run's steps (from the last check "
         f"at or before {1 - TAIL:.0%} of the last check's step): under {FLAT_WITHIN:g} point is flat, else rising "
-        "or falling, or unresolved inside the 95% band of two checks' sampling noise (binomial over the held-out "
-        "images, the checks taken as independent); where the learning rate is held and then decays, over the last "
+        "or falling where the two checks tell it from noise, else unresolved (the exact McNemar test on their "
+        f"per-image outcomes at p < {ALPHA:g}; for runs without them, outside the 95% binomial band of two checks of "
+        "the held-out images); where the learning rate is held and then decays, over the last "
         "quarter of the held phase, so the decay's jump is not read as a rise")
 
 
@@ -41,12 +45,14 @@ RULE = (f"the change of held-out robust accuracy over the last {TAIL:.0%} of the
 class Verdict:
     """One run's held-out checks (step, robust accuracy) and what their tail says: the tail of the whole run, or,
     with `decay` (the step of the first check after a constant learning rate fell), of the phase before it; `n`, the
-    images a check scores, gives the change its noise band."""
+    images a check scores, gives the change its noise band; `outcomes`, each check's per-image results (`pack`ed,
+    "" where the metrics have none), a paired test instead."""
 
     name: str
     checks: tuple[tuple[int, float], ...]
     decay: int | None = None
     n: int | None = None
+    outcomes: tuple[str, ...] = ()
 
     @property
     def phase(self) -> tuple[tuple[int, float], ...]:
@@ -77,19 +83,37 @@ class Verdict:
         return 100 * Z95 * math.sqrt(max(p * (1 - p) + q * (1 - q), 0.0) / self.n)
 
     @property
+    def paired(self) -> tuple[float, int] | None:
+        """(exact McNemar p, images) of the reference and last checks of the phase, image by image, where both
+        recorded their outcomes on the same images; else None."""
+        if self.reference is None or len(self.outcomes) != len(self.checks):
+            return None
+        from srtbench.outcomes import unpack
+        from srtbench.tables.significance import mcnemar
+
+        try:
+            first, last = (unpack(self.outcomes[self.checks.index(c)]) for c in (self.reference, self.phase[-1]))
+        except ValueError:
+            return None
+        return (mcnemar(first, last), len(first)) if len(first) == len(last) > 0 else None
+
+    @property
     def word(self) -> str | None:
-        """flat, rising, falling, or unresolved (a change of `FLAT_WITHIN` or more inside the noise band); None
-        without a reference check."""
+        """flat, rising, falling, or unresolved: a change of `FLAT_WITHIN` or more that the paired test does not
+        support (p ≥ `ALPHA`) or, without per-image outcomes, inside the noise band; None without a reference."""
         if self.change is None:
             return None
         if abs(self.change) < FLAT_WITHIN:
             return "flat"
-        if self.noise is not None and abs(self.change) < self.noise:
+        if (self.paired[0] >= ALPHA if self.paired else self.noise is not None and abs(self.change) < self.noise):
             return "unresolved"
         return "rising" if self.change > 0 else "falling"
 
     def _change_text(self) -> str:
-        """`+3.0`, or with a noise band `+3.0 ± 5.6 (500 images)`."""
+        """`+3.0`; with per-image outcomes `+3.0 (McNemar p = 0.012, 500 images)`; with a noise band
+        `+3.0 ± 5.6 (500 images)`."""
+        if self.paired:
+            return f"{self.change:+.1f} (McNemar p = {self.paired[0]:.2g}, {self.paired[1]:,} images)"
         band = "" if self.noise is None else f" ± {self.noise:.1f} ({self.n:,} images)"
         return f"{self.change:+.1f}{band}"
 
@@ -114,20 +138,22 @@ class Verdict:
 
 
 def verdict(name: str, rows: Iterable[tuple[float, float]], lrs: Iterable[float] | None = None,
-            n: int | None = None) -> Verdict:
+            n: int | None = None, outcomes: Iterable[object] | None = None) -> Verdict:
     """The verdict on (step, held-out robust accuracy) rows in training order; rows with a NaN in either (no
     check ran) are skipped. `lrs`, the learning rate of each row: where it stays at its first value over two checks
     or more and then falls (a step decay, not a warm-up), the verdict reads the checks before it fell. `n`, the
-    images a check scores: the change's noise band (none without it)."""
+    images a check scores: the change's noise band (none without it). `outcomes`, each row's per-image results
+    (`robust_correct`: `pack`ed, empty or NaN where none): the paired test that replaces the band."""
     rows = list(rows)
     lrs = [math.nan] * len(rows) if lrs is None else [float(v) for v in lrs]
-    kept = [(int(step), float(robust), lr) for (step, robust), lr in zip(rows, lrs)
+    packed = [""] * len(rows) if outcomes is None else [v if isinstance(v, str) else "" for v in outcomes]
+    kept = [(int(step), float(robust), lr, bits) for (step, robust), lr, bits in zip(rows, lrs, packed)
             if not (math.isnan(float(step)) or math.isnan(float(robust)))]
-    checks = tuple((step, robust) for step, robust, _ in kept)
-    rates = [lr for *_, lr in kept]
+    checks = tuple((step, robust) for step, robust, *_ in kept)
+    rates = [lr for _, _, lr, _ in kept]
     fell = next((i for i, lr in enumerate(rates) if lr < rates[0]), None) if rates else None
     held = fell is not None and fell >= 2 and all(lr == rates[0] for lr in rates[:fell])
-    return Verdict(name, checks, checks[fell][0] if held else None, n)
+    return Verdict(name, checks, checks[fell][0] if held else None, n, tuple(bits for *_, bits in kept))
 
 
 def metrics_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -194,8 +220,8 @@ def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     plots.save(fig, out, values=_values(frames))
-    return {name: verdict(name, zip(df["step"], df["robust_acc"]), df["lr"] if "lr" in df.columns else None,
-                          sizes[name]) for name, df in frames.items()}
+    return {name: verdict(name, zip(df["step"], df["robust_acc"]), df.get("lr"), sizes[name],
+                          df.get("robust_correct")) for name, df in frames.items()}
 
 
 def recorded(out: str | os.PathLike) -> dict:
@@ -230,14 +256,14 @@ def drawable(path: str | os.PathLike, out: str | os.PathLike) -> bool:
 
 def _values(frames: dict):
     """The numbers behind the figure: a row per run and held-out check, with the learning rate and the run's
-    training time so far (`lr`, `total_time_s`, where the metrics file has them) and the images a check scored
-    (`check_n`, where known)."""
+    training time so far (`lr`, `total_time_s`, where the metrics file has them), the images a check scored
+    (`check_n`, where known) and its per-image outcomes (`robust_correct`, where the trainer wrote them)."""
     import pandas as pd
 
     rows = []
     for name, df in frames.items():
         kept = df[df["step"].notna() & df["robust_acc"].notna()]
-        columns = [c for c in (*COLUMNS, "lr", "total_time_s", "check_n") if c in kept.columns]
+        columns = [c for c in (*COLUMNS, "lr", "total_time_s", "check_n", "robust_correct") if c in kept.columns]
         rows.append(kept[columns].assign(run=name))
     table = pd.concat(rows)
     return table[["run", *(c for c in table.columns if c != "run")]]

@@ -80,3 +80,22 @@ def worst_case(examples: list[Examples]) -> Examples:
 
 def accuracy(mask: torch.Tensor) -> float:
     return 100.0 * mask.float().mean().item()
+
+
+def pack(mask: torch.Tensor) -> str:
+    """A boolean vector as one CSV cell, `N:HEX` (bit i of the hexadecimal number is element i): the held-out
+    check's per-image outcomes in a metrics row."""
+    bits = mask.reshape(-1).bool().tolist()
+    return f"{len(bits)}:{sum(1 << i for i, bit in enumerate(bits) if bit):x}"
+
+
+def unpack(text: str) -> torch.Tensor:
+    """The boolean vector `pack` wrote; ValueError for anything else (a number of elements, a colon, hexadecimal
+    digits that fit in them)."""
+    size, colon, digits = str(text).strip().partition(":")
+    if not colon or not size.isdigit() or not digits or any(c not in "0123456789abcdef" for c in digits):
+        raise ValueError(f"not a packed outcome vector: {str(text)[:40]!r}")
+    n, value = int(size), int(digits, 16)
+    if value >> n:
+        raise ValueError(f"a packed outcome vector of {n} elements with bits set past them")
+    return torch.tensor([bool(value >> i & 1) for i in range(n)], dtype=torch.bool)

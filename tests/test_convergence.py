@@ -120,6 +120,72 @@ def test_a_change_inside_two_checks_sampling_noise_is_unresolved():
     assert verdict("a", [(1, 70.0), (4, 60.0)], n=500).word == "falling"
 
 
+def test_packed_outcomes_read_back_as_written_and_anything_else_is_refused():
+    import torch
+
+    from srtbench.outcomes import pack, unpack
+
+    for mask in (torch.zeros(0, dtype=torch.bool), torch.tensor([True]), torch.rand(500) < 0.7,
+                 torch.ones(37, dtype=torch.bool), torch.zeros(64, dtype=torch.bool)):
+        text = pack(mask)
+        assert text.startswith(f"{len(mask)}:") and torch.equal(unpack(text), mask)
+    for bad in ("", "500", "x:ff", "4:fg", "4:1f", "-1:0", "3:"):  # 4:1f sets bit 4 of four
+        with pytest.raises(ValueError):
+            unpack(bad)
+
+
+def paired_checks(first, gained, lost, n=500):
+    """Two checks' per-image results on n images: `first` correct at the first, then `gained` images more and
+    `lost` fewer."""
+    import torch
+
+    from srtbench.outcomes import pack
+
+    a = torch.arange(n) < first
+    b = a.clone()
+    b[first:first + gained] = True
+    b[:lost] = False
+    return pack(a), pack(b), 100 * a.float().mean().item(), 100 * b.float().mean().item()
+
+
+def test_two_checks_with_per_image_outcomes_are_compared_image_by_image():
+    """The same +3.0 (351 → 366 of 500) is a rise where 15 images changed and all one way (McNemar p ≈ 6e-5), and
+    unresolved where 65 gained and 50 lost (p ≈ 0.19), although the binomial band (±5.6) cannot tell the two
+    apart; a check without outcomes falls back to the band."""
+    from srtbench.tables.significance import mcnemar
+
+    lrs = [0.05, 0.05, 0.05, 0.005]
+    for gained, lost, word in ((15, 0, "rising"), (65, 50, "unresolved")):
+        a, b, before, after = paired_checks(351, gained, lost)
+        rows = [(100, 60.0), (900, before), (1200, after), (1400, 80.0)]
+        v = verdict("srt", rows, lrs, n=500, outcomes=["", a, b, ""])
+        assert v.change == pytest.approx(3.0) and v.word == word, (gained, lost, v.line())
+        from srtbench.outcomes import unpack
+
+        assert v.paired == (pytest.approx(mcnemar(unpack(a), unpack(b))), 500)
+        assert f"+3.0 (McNemar p = {v.paired[0]:.2g}, 500 images)" in v.line()
+        assert verdict("srt", rows, lrs, n=500, outcomes=["", "", b, ""]).word == "unresolved"  # the band
+    a, b, before, after = paired_checks(351, 3, 0)  # +0.6: flat, whatever the test
+    assert verdict("a", [(1, before), (4, after)], outcomes=[a, b]).word == "flat"
+    a, b, before, after = paired_checks(351, 0, 40)  # -8.0, all one way
+    assert verdict("a", [(1, before), (4, after)], outcomes=[a, b]).word == "falling"
+    assert verdict("a", [(1, before), (4, after)], outcomes=[a, "garbage"]).paired is None
+
+
+def test_a_redrawn_figure_keeps_the_per_image_outcomes(tmp_path):
+    """The figure's values keep `robust_correct`, so the paired verdict survives the metrics file."""
+    from srtbench.convergence import convergence
+
+    a, b, before, after = paired_checks(351, 15, 0)
+    path = tmp_path / "srt.metrics.csv"
+    pd.DataFrame({"epoch": [1, 2, 3], "step": [100, 300, 400], "lr": 0.1, "clean_acc": 80.0,
+                  "robust_acc": [50.0, before, after], "robust_correct": ["", a, b]}).to_csv(path, index=False)
+    first = convergence([path], tmp_path / "fig")["srt"]
+    assert first.word == "rising" and "McNemar" in first.line()
+    path.unlink()
+    assert convergence([path], tmp_path / "fig")["srt"].line() == first.line()
+
+
 def test_the_check_size_comes_from_the_checkpoint_then_the_figure_then_check_n(tmp_path):
     """A run's checkpoint says how many images its checks scored (`train.check_size`); the figure's values keep it,
     so a redraw without the checkpoint or its metrics prints the same band; --check-n fills in for a run known

@@ -20,8 +20,9 @@ from srtbench.defenses import DEFENSES, DefenseParams
 from srtbench.errors import SrtbenchError
 from srtbench.maximizers import GridSearch, cross_entropy, misclassified
 from srtbench.neighborhoods import PixelBall, Spatial, ThreatConfig
+from srtbench.outcomes import unpack
 from srtbench.presets import PRESETS
-from srtbench.trainer import METRICS_COLUMNS, Run, TrainConfig, held_out_check, learning_rate, train
+from srtbench.trainer import METRICS_COLUMNS, Run, TrainConfig, held_out_check, held_out_outcomes, learning_rate, train
 from tests.fitting import fit
 
 
@@ -98,8 +99,11 @@ def test_a_run_that_learned_and_fell_to_chance_stops_with_one_line(tmp_path, set
     finite, its loss stuck at ln 10, and no later step repairs it), keeping the resume state from before the fall."""
     import srtbench.trainer.loop as loop
 
+    def outcomes(clean, robust, n=1000):  # per-image results at these percentages
+        return tuple(torch.arange(n) < round(p * n / 100) for p in (clean, robust))
+
     checks = iter(scripted)
-    monkeypatch.setattr(loop, "held_out_check", lambda *a, **k: next(checks))
+    monkeypatch.setattr(loop, "held_out_outcomes", lambda *a, **k: outcomes(*next(checks)))
     labeled, unlabeled, check = sets
     run = tiny(tmp_path, defense="standard", epochs=3)
     if not stops:
@@ -130,6 +134,14 @@ def test_checkpoint_meta_and_metrics_csv(tmp_path, sets):
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == METRICS_COLUMNS and len(rows) == 1 and rows[0]["step"] == "6"
     assert float(rows[0]["robust_loss"]) > 0 and float(rows[0]["natural_loss"]) > 0
+    # the check's per-image outcomes: one per held-out image, as many correct as its robust accuracy says, the same
+    # as a check of the saved model (its own generator)
+    robust = unpack(rows[0]["robust_correct"])
+    assert len(robust) == len(check) == 32
+    assert float(rows[0]["robust_acc"]) == pytest.approx(100 * robust.float().mean().item())
+    again = held_out_outcomes(ckpt.build_model(), check, run.threat.build(), run.train.check_steps, run.train.seed,
+                              torch.device("cpu"))[1]
+    assert torch.equal(again, robust)
     assert ckpt.build_model()(check.batch(torch.arange(4))[0]).shape == (4, 10)
 
 

@@ -13,7 +13,7 @@ The package, bottom up: `config` (TrainConfig), `schedules` (learning rates), `r
 
 from srtbench.trainer.config import TrainConfig
 from srtbench.trainer.guards import activation_bytes
-from srtbench.trainer.held_out import held_out_check
+from srtbench.trainer.held_out import held_out_check, held_out_outcomes
 from srtbench.trainer.loop import train
 from srtbench.trainer.resume import METRICS_COLUMNS, NOT_FINGERPRINTED
 from srtbench.trainer.run import Run, TrainResult
@@ -21,5 +21,5 @@ from srtbench.trainer.schedules import learning_rate
 
 __all__ = [
     "METRICS_COLUMNS", "NOT_FINGERPRINTED", "Run", "TrainConfig", "TrainResult", "activation_bytes",
-    "held_out_check", "learning_rate", "train",
+    "held_out_check", "held_out_outcomes", "learning_rate", "train",
 ]

@@ -10,9 +10,10 @@ import torch
 from srtbench import data
 from srtbench.defenses import ramp_lambda
 from srtbench.distributed import all_sum, barrier
+from srtbench.outcomes import pack
 from srtbench.progress import progress_bar
 from srtbench.trainer.guards import _PaceCheck, _StopFlag
-from srtbench.trainer.held_out import held_out_check
+from srtbench.trainer.held_out import held_out_outcomes, percent
 from srtbench.trainer.resume import _SaveClock, _Saving, _write_metrics
 from srtbench.trainer.run import Run, TrainResult
 from srtbench.trainer.schedules import learning_rate
@@ -29,15 +30,17 @@ def _channels_last(batch: data.Batch) -> data.Batch:
     return data.Batch(batch.x_labeled.contiguous(memory_format=cl), batch.y_labeled, xu)
 
 
-def _held_out(t: _Training, last: bool) -> tuple[float, float]:
-    """The epoch end's held-out check, (clean %, robust %), when due: on rank 0 every `check_every` epochs and after
-    the last; NaN otherwise."""
-    clean_acc = robust_acc = float("nan")
-    if t.d.main and ((t.epoch + 1) % t.cfg.check_every == 0 or last):
+def _held_out(t: _Training, last: bool) -> dict[str, float | str]:
+    """The epoch end's held-out check when due (on rank 0 every `check_every` epochs and after the last): clean and
+    robust accuracy in percent, NaN otherwise, and whether each image stayed correct under attack (`pack`ed; ""
+    otherwise), which lets two checks be compared image by image."""
+    row: dict[str, float | str] = {"clean_acc": float("nan"), "robust_acc": float("nan"), "robust_correct": ""}
+    if t.d.main and len(t.check) and ((t.epoch + 1) % t.cfg.check_every == 0 or last):
         with t.autocast:
-            clean_acc, robust_acc = held_out_check(t.model, t.check, t.neighborhood,
-                                                   t.cfg.check_steps, t.cfg.seed, t.device)
-    return clean_acc, robust_acc
+            clean, robust = held_out_outcomes(t.model, t.check, t.neighborhood, t.cfg.check_steps, t.cfg.seed,
+                                              t.device)
+        row = {"clean_acc": percent(clean), "robust_acc": percent(robust), "robust_correct": pack(robust)}
+    return row
 
 
 class _Training(_Setup, _Saving):
@@ -108,11 +111,9 @@ class _Training(_Setup, _Saving):
         self.check_finite()
         totals = Totals.of(all_sum(self.totals.tensor(), self.d))
         last = self.epoch + 1 == self.n_epochs or self.step >= self.total
-        clean_acc, robust_acc = _held_out(self, last)
         self.rows.append({"epoch": self.epoch + 1, "step": self.step,
                           "lr": learning_rate(self.cfg, self.schedule, self.step - 1, self.total), **totals.means(),
-                          "clean_acc": clean_acc, "robust_acc": robust_acc, "epoch_time_s": epoch_time,
-                          "total_time_s": self.train_time})
+                          **_held_out(self, last), "epoch_time_s": epoch_time, "total_time_s": self.train_time})
         self.epoch, self.batch = self.epoch + 1, 0
         self.totals = Totals.zeros(self.device)
         if self.d.main:

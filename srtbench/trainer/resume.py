@@ -26,7 +26,7 @@ from srtbench.trainer.run import Run, TrainResult
 from srtbench.trainer.schedules import learning_rate
 
 METRICS_COLUMNS = ("epoch", "step", "lr", "loss", "natural_loss", "robust_loss", "train_acc", "clean_acc",
-                   "robust_acc", "epoch_time_s", "total_time_s")
+                   "robust_acc", "epoch_time_s", "total_time_s", "robust_correct")
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
