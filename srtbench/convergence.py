@@ -23,6 +23,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from srtbench.errors import SrtbenchError
@@ -82,7 +83,7 @@ class Verdict:
         p, q = self.reference[1] / 100, self.phase[-1][1] / 100
         return 100 * Z95 * math.sqrt(max(p * (1 - p) + q * (1 - q), 0.0) / self.n)
 
-    @property
+    @cached_property  # read by `word` and `line`: unpacked and tested once
     def paired(self) -> tuple[float, int] | None:
         """(exact McNemar p, images) of the reference and last checks of the phase, image by image, where both
         recorded their outcomes on the same images; else None."""
