@@ -1,16 +1,16 @@
 """Whether training runs converged: the held-out check's accuracy per SGD step from metrics CSVs, and a verdict.
 
 The verdict reads only the held-out robust accuracy (`robust_acc`; rows where no check ran hold NaN and are
-skipped): its change over the last quarter of the run, from the last check at or before 75% of the last check's
-step to the last check. A change smaller than `FLAT_WITHIN` points is flat; a larger one is rising or falling
-where the two checks tell it from noise, else unresolved. Where the trainer recorded each check's per-image outcomes
+skipped): its change over the last quarter of the run, from the last check at or before 75% of the last check's step
+to the last check. A change smaller than `FLAT_WITHIN` points is flat; a larger one is rising or falling where the
+two checks tell it from noise, else unresolved. Where the trainer recorded each check's per-image outcomes
 (`robust_correct`), the two checks are compared image by image, by the exact McNemar test at `ALPHA`. Where it did
 not (runs trained before it did), the change must leave the 95% band that sampling alone gives two checks of n
-images each: binomial, the two checks taken as independent although they score the same images, so the band is
-wider than the paired test and calls fewer changes. n is the run's held-out size (`check_size`), read from its
-checkpoint and kept in the figure's values; without either the verdict has no band. A run with no check that
-early gets no verdict (the trainer's final check and the one before it can be a few dozen steps apart, where any
-curve looks flat).
+images each: binomial, the two checks taken as independent although they score the same images, so the band is wider
+than the paired test and calls fewer changes. n is the run's held-out size (`check_size`): the count its per-image
+outcomes carry, else its checkpoint's, kept in the figure's values; without any the verdict has no band. A run with
+no check that early gets no verdict (the trainer's final check and the one before it can be a few dozen steps apart,
+where any curve looks flat).
 
 A figure keeps its numbers in OUT.values.csv; redrawn after a run's metrics file is gone, it takes that run's checks
 from there or from another convergence figure in its folder (`recorded`), so a recipe need not train again only to
@@ -83,20 +83,32 @@ class Verdict:
         p, q = self.reference[1] / 100, self.phase[-1][1] / 100
         return 100 * Z95 * math.sqrt(max(p * (1 - p) + q * (1 - q), 0.0) / self.n)
 
-    @cached_property  # read by `word` and `line`: unpacked and tested once
-    def paired(self) -> tuple[float, int] | None:
-        """(exact McNemar p, images) of the reference and last checks of the phase, image by image, where both
-        recorded their outcomes on the same images; else None."""
+    @cached_property  # read by `paired` and `line`: unpacked once
+    def _pair(self) -> tuple | str | None:
+        """The reference and last checks' per-image outcomes (two boolean vectors); why they cannot be compared
+        where both cells hold something that is not two packed vectors of one length; None where either has none."""
         if self.reference is None or len(self.outcomes) != len(self.checks):
             return None
         from srtbench.outcomes import unpack
+
+        cells = [self.outcomes[self.checks.index(c)] for c in (self.reference, self.phase[-1])]
+        if not all(cell.strip() for cell in cells):
+            return None
+        try:
+            first, last = map(unpack, cells)
+        except ValueError as err:
+            return str(err)
+        return (first, last) if len(first) == len(last) > 0 else f"checks of {len(first)} and {len(last)} images"
+
+    @cached_property  # read by `word` and `line`: tested once
+    def paired(self) -> tuple[float, int] | None:
+        """(exact McNemar p, images) of the reference and last checks of the phase, image by image, where both
+        recorded their outcomes on the same images; else None."""
+        if not isinstance(self._pair, tuple):
+            return None
         from srtbench.tables.significance import mcnemar
 
-        try:
-            first, last = (unpack(self.outcomes[self.checks.index(c)]) for c in (self.reference, self.phase[-1]))
-        except ValueError:
-            return None
-        return (mcnemar(first, last), len(first)) if len(first) == len(last) > 0 else None
+        return mcnemar(*self._pair), len(self._pair[0])
 
     @property
     def word(self) -> str | None:
@@ -116,7 +128,8 @@ class Verdict:
         if self.paired:
             return f"{self.change:+.1f} (McNemar p = {self.paired[0]:.2g}, {self.paired[1]:,} images)"
         band = "" if self.noise is None else f" ± {self.noise:.1f} ({self.n:,} images)"
-        return f"{self.change:+.1f}{band}"
+        unread = f" (per-image outcomes unreadable: {self._pair})" if isinstance(self._pair, str) else ""
+        return f"{self.change:+.1f}{band}{unread}"
 
     def line(self) -> str:
         """e.g. `at: robust 74.4 at step 2,400, +0.4 over its last 25% (steps 1,800→2,400): flat`, or with a decay
@@ -173,10 +186,18 @@ def metrics_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 def check_size(metrics: Path, frame, default: int | None = None) -> int | None:
-    """The images each held-out check of a run scored: its checkpoint's (`NAME.pt` beside `NAME.metrics.csv`,
-    `train.check_size`), else what a figure's values kept (`check_n`), else `default`."""
+    """The images each held-out check of a run scored: the count its per-image outcomes carry (`robust_correct`,
+    the first that unpacks), else its checkpoint's (`NAME.pt` beside `NAME.metrics.csv`, `train.check_size`: read
+    whole, so only for runs trained before the outcomes were kept), else what a figure's values kept (`check_n`),
+    else `default`."""
     from srtbench.checkpoint import read_torch_file
+    from srtbench.outcomes import unpack
 
+    for cell in frame["robust_correct"].dropna() if "robust_correct" in frame.columns else ():
+        try:
+            return len(unpack(cell)) or None
+        except ValueError:
+            continue
     ckpt = metrics.with_name(metrics.name.removesuffix(".metrics.csv") + ".pt")
     if ckpt.is_file():
         try:

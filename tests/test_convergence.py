@@ -172,6 +172,20 @@ def test_two_checks_with_per_image_outcomes_are_compared_image_by_image():
     assert verdict("a", [(1, before), (4, after)], outcomes=[a, "garbage"]).paired is None
 
 
+def test_unreadable_outcomes_fall_back_to_the_band_and_say_so():
+    """A check whose outcomes cell does not unpack, or two checks of different sizes, cannot be paired: the verdict
+    uses the band and its line names why, where a check that recorded none falls back in silence."""
+    a, b, before, after = paired_checks(351, 0, 40)
+    rows = [(1, before), (4, after)]
+    for cells, why in (([a, "garbage"], "not a packed outcome vector"), ([a, paired_checks(9, 0, 0, n=20)[0]],
+                                                                        "checks of 500 and 20 images")):
+        v = verdict("a", rows, n=500, outcomes=cells)
+        assert v.paired is None and v.noise is not None and why in v.line(), v.line()
+        assert v.word == "falling"  # -8.0 is outside the ±5.9 band
+    quiet = verdict("a", rows, n=500, outcomes=[a, ""])
+    assert quiet.paired is None and "unreadable" not in quiet.line()
+
+
 def test_a_redrawn_figure_keeps_the_per_image_outcomes(tmp_path):
     """The figure's values keep `robust_correct`, so the paired verdict survives the metrics file."""
     from srtbench.convergence import convergence
@@ -210,6 +224,27 @@ def test_the_check_size_comes_from_the_checkpoint_then_the_figure_then_check_n(t
     assert again.exit_code == 0 and again.output.splitlines()[:2] == lines[:2], again.output
     bad = run("plot", "convergence", str(tmp_path / "srt.pt"), "--check-n", "0", "--out", fig)
     assert bad.exit_code == 2 and "--check-n" in bad.output
+
+
+def test_per_image_outcomes_give_the_check_size_without_reading_the_checkpoint(tmp_path, monkeypatch):
+    """A run that kept its per-image outcomes carries its check size in them (`N:HEX`): the band is drawn from that
+    count, with no checkpoint read, even where the checkpoint names another (a check_size past the test set)."""
+    import torch
+
+    from srtbench import checkpoint
+    from srtbench.convergence import check_size
+
+    a, b, before, after = paired_checks(210, 0, 0, n=300)
+    path = tmp_path / "srt.metrics.csv"
+    frame = pd.DataFrame({"step": [100, 400], "robust_acc": [before, after], "robust_correct": [float("nan"), b]})
+    torch.save({"format": "srtbench", "meta": {"train": {"check_size": 500}}}, tmp_path / "srt.pt")
+    monkeypatch.setattr(checkpoint, "read_torch_file", lambda path: pytest.fail("the checkpoint was read"))
+    assert check_size(path, frame, default=7) == 300
+    monkeypatch.undo()  # cells that do not unpack: the checkpoint's size, and without it the default
+    junk = frame.assign(robust_correct=["", "junk"])
+    assert check_size(path, junk, default=7) == 500
+    (tmp_path / "srt.pt").unlink()
+    assert check_size(path, junk, default=7) == 7
 
 
 def test_cli_takes_files_and_folders_alike(tmp_path):
