@@ -63,6 +63,20 @@ def test_runs_that_differ_in_more_than_the_seed_stay_apart():
     assert len(table.groups[0].rows) == 4 and not any(c.spread for r in table.groups[0].rows for c in r.cells)
 
 
+def test_a_teacher_trained_at_the_runs_own_seed_keeps_the_seeds_one_run():
+    """RST's seed s reads the standard model of seed s (`standard-sS.pt`): its seeds are one row. A student of
+    seed 1 that read seed 2's teacher is another run."""
+    params = '{{"beta": 6.0, "teacher": "runs/standard{}.pt"}}'
+    df = frame(row("runs/rst.pt", "RST", "pgd", 40.0, seed=0, defense_params=params.format("")),
+               row("runs/rst-s1.pt", "RST", "pgd", 44.0, seed=1, defense_params=params.format("-s1")),
+               row("runs/rst-s2.pt", "RST", "pgd", 42.0, seed=2, defense_params=params.format("-s2")))
+    pgd = cell(tables.build(df), "RST", "PGD")
+    assert pgd.value == pytest.approx(42.0) and pgd.spread == pytest.approx(2.0)
+    crossed = df.assign(defense_params=[params.format(""), params.format("-s2"), params.format("-s2")])
+    table = tables.build(crossed)
+    assert len(table.groups[0].rows) == 2, [r.label for r in table.groups[0].rows]
+
+
 def test_training_time_of_a_run_over_seeds_is_their_mean():
     df = frame(row("runs/at.pt", "AT", "gridadv", 40.0, seed=0, train_time_s=60.0),
                row("runs/at-s1.pt", "AT", "gridadv", 44.0, seed=1, train_time_s=180.0))

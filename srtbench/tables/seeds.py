@@ -29,8 +29,15 @@ def train_seed(row: pd.Series) -> int | None:
 
 
 def _run_without_seed(row: pd.Series) -> str:
-    """What a run is apart from its training seed: its recorded training and its path without the seed suffix."""
+    """What a run is apart from its training seed: its recorded training and its path without the seed suffix.
+    A file its training read at the same seed (RST's teacher `standard-s1.pt` for seed 1) counts by its name without
+    that suffix, so the seeds of a run whose every part is seeded alike are one run; a file of another seed is not
+    stripped, and keeps the two runs apart."""
+    seed = train_seed(row)
+    own = re.compile(rf"-s{seed}(?=\.pt\b)") if seed else None
     parts = [str(row.get(c, "")) for c in TRAINING_COLUMNS]
+    if own is not None:
+        parts = [own.sub("", part) for part in parts]
     return json.dumps([*parts, SEED_SUFFIX.sub("", str(row.get("checkpoint", "")))])
 
 
