@@ -120,6 +120,33 @@ def test_each_seed_is_paired_with_the_same_seed_and_welch_runs_on_the_seed_means
     assert line == f"SRT vs AT (seeds 0, 1, 2): PGD: McNemar p = {expected}, Welch p = {welch:.2g}"
 
 
+def test_a_lead_is_held_where_every_paired_seed_and_the_seed_means_support_it(tmp_path):
+    """Three seeds that each favour SRT at p < 0.05 (10, 9, 8 discordant images, all one way) and seed means far
+    apart: the note says the lead holds, and the header says the rule."""
+    pairs = [one_way(k, n_wrong=w) for k, w in ((10, 0), (9, 1), (8, 2))]
+    rows = (seed_family(tmp_path, "SRT", "srt", "pgd", [p[0] for p in pairs])
+            + seed_family(tmp_path, "AT", "at", "pgd", [p[1] for p in pairs]))
+    table = table_of(tmp_path, rows)
+    assert rival_line(table, "AT").endswith(" (held: SRT ahead)"), rival_line(table, "AT")
+    assert any("a lead is held where both support it" in note for note in table.notes)
+    weaker = [one_way(k, n_wrong=w) for k, w in ((10, 0), (9, 1), (5, 2))]  # seed 2: p = 0.0625
+    rows = (seed_family(tmp_path / "w", "SRT", "srt", "pgd", [p[0] for p in weaker])
+            + seed_family(tmp_path / "w", "AT", "at", "pgd", [p[1] for p in weaker]))
+    assert "held" not in rival_line(table_of(tmp_path / "w", rows), "AT")
+
+
+def test_held_needs_two_paired_seeds_each_with_the_same_run_ahead_and_the_means():
+    names = ("SRT", "AT")
+    assert significance.held(names, [(72, 70), (71, 69)], [0.01, 0.02], 0.03, (71.5, 69.5)) == "SRT"
+    assert significance.held(names, [(70, 72), (69, 71)], [0.01, 0.02], 0.03, (69.5, 71.5)) == "AT"
+    assert significance.held(names, [(72, 70), (70, 71)], [0.01, 0.02], 0.03, (71, 70.5)) == ""  # seed 1 the other way
+    assert significance.held(names, [(72, 70), (71, 69)], [0.01, 0.2], 0.03, (71.5, 69.5)) == ""  # seed 1 unresolved
+    assert significance.held(names, [(72, 70), (71, 69)], [0.01, 0.02], 0.06, (71.5, 69.5)) == ""  # the means
+    assert significance.held(names, [(72, 70), (71, 69)], [0.01, None], 0.03, (71.5, 69.5)) == ""  # no paired test
+    assert significance.held(names, [(72, 70), None, (71, 69)], [0.01, None, 0.02], 0.03, (71.5, 69.5)) == "SRT"
+    assert significance.held(names, [(72, 70), None], [0.01, None], 0.03, (71.5, 69.5)) == ""  # one paired seed
+
+
 def test_a_seed_only_one_run_has_is_said_and_left_untested(tmp_path):
     pairs = [one_way(k) for k in (10, 7, 5)]
 

@@ -5,6 +5,8 @@ under H0 an example that only one of the two keeps correct is as likely to be ei
 among the discordant pairs is Binomial(b + c, 1/2), tested two-sided.  Pairing needs the same test images (the
 same indices, split and evaluation seed); rows measured on others get no test, never a mismatched one.  Across
 seeds, Welch's t-test compares the two runs' per-seed robust accuracies (unequal variances; two seeds each at least).
+A lead *holds* (`held`) where both tests support it: at least two seeds that both runs trained, each with a paired p
+under `ALPHA` and the same run ahead on its images, and a Welch p under `ALPHA` with that run's mean ahead.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ NO_FILE = "no per-example file"
 OTHER_IMAGES = "different test images"
 OTHER_SPLITS = "different splits"
 OTHER_EVAL_SEEDS = "different evaluation seeds"
+ALPHA = 0.05  # a lead holds where every paired seed's and the seed means' tests are each below it
 
 
 def mcnemar(first: torch.Tensor, second: torch.Tensor) -> float:
@@ -103,6 +106,20 @@ class Comparison:
     reasons: tuple[str, ...] = ()
     welch: float | None = None
     welch_reason: str = ""
+    held: str = ""  # the run whose lead holds (`held`), "" where neither's does
+
+
+def held(names: tuple[str, str], pairs: Sequence[tuple[float, float] | None], paired: Sequence[float | None],
+         welch_p: float | None, means: tuple[float, float]) -> str:
+    """The name whose lead holds, else "": per seed both runs trained (`pairs`: their robust accuracies, None where
+    one has no run) a paired p under ALPHA with that run ahead, two such seeds at least, every one of them, and a
+    Welch p under ALPHA with its mean ahead."""
+    both = [(pair, p) for pair, p in zip(pairs, paired) if pair is not None]
+    if welch_p is None or welch_p >= ALPHA or means[0] == means[1] or len(both) < 2:
+        return ""
+    first = means[0] > means[1]
+    ok = all(p is not None and p < ALPHA and (a > b if first else b > a) for (a, b), p in both)
+    return (names[0] if first else names[1]) if ok else ""
 
 
 def compare(column: Column, mine: pd.Series, theirs: pd.Series, names: tuple[str, str]) -> Comparison:
@@ -120,7 +137,12 @@ def compare(column: Column, mine: pd.Series, theirs: pd.Series, names: tuple[str
     reason = ("one seed each" if len(single) == 2 else f"{single[0]} has one seed") if single else ""
     if p is not None and all(len(set(acc)) == 1 for acc in accuracies):  # t is 0/0 or ±inf: no test, not p = 0
         p, reason = None, "neither varies over its seeds"
-    return Comparison(column.header, seeds, tuple(t[0] for t in tests), tuple(t[1] for t in tests), p, reason)
+    pairs = [(float(my_seeds[s]["robust_acc"]), float(their_seeds[s]["robust_acc"]))
+             if s in my_seeds and s in their_seeds else None for s in seeds]
+    means = (sum(accuracies[0]) / len(accuracies[0]), sum(accuracies[1]) / len(accuracies[1]))
+    paired = tuple(t[0] for t in tests)
+    return Comparison(column.header, seeds, paired, tuple(t[1] for t in tests), p, reason,
+                      held(names, pairs, paired, p, means))
 
 
 def _p(value: float) -> str:
@@ -161,7 +183,7 @@ def rival_note(versus: str, rival: str, comparisons: Sequence[Comparison | str],
             continue
         text = f"{c.header}: {_mcnemar_text(c, not hoist_seeds)}"
         if c.welch is not None:
-            text += f", Welch p = {_p(c.welch)}"
+            text += f", Welch p = {_p(c.welch)}" + (f" (held: {c.held} ahead)" if c.held else "")
         elif not hoist_welch:
             text += f", no Welch test ({c.welch_reason})"
         parts.append(text)
@@ -225,7 +247,8 @@ def versus_notes(versus: str, groups: Sequence[tuple[str, list[tuple[str, pd.Dat
         return [f"No significance tests against {shown}: the table has no attack columns"]
     notes = [f"Significance against {shown}, per attack: McNemar p is the exact McNemar test (two-sided) on the "
              "test images both rows were attacked on, per training seed; Welch p is Welch's t-test on the robust "
-             "accuracies of the seeds"]
+             f"accuracies of the seeds; a lead is held where both support it (two seeds or more, every paired p and "
+             f"the Welch p under {ALPHA:g}, the same row ahead in each)"]
     for dataset, placed in groups:
         notes += _group_notes(versus, placed, attacked, f" on {display_name(dataset)}" if len(groups) > 1 else "")
     return notes
