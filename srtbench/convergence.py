@@ -211,6 +211,13 @@ def check_size(metrics: Path, frame, default: int | None = None) -> int | None:
     return default
 
 
+def family(name: str) -> tuple[str, int]:
+    """A run's name without its seed suffix, and the seed (`at-s2` -> ("at", 2); no suffix: seed 0), so a figure
+    draws the seeds of one run in one colour."""
+    stem, dash, seed = name.rpartition("-s")
+    return (stem, int(seed)) if dash and stem and seed.isdigit() else (name, 0)
+
+
 def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
                 check_n: int | None = None) -> dict[str, Verdict]:
     """Held-out clean and robust accuracy against the SGD step (two panels, a line per run named by its file's
@@ -230,13 +237,17 @@ def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     if len(frames) < len(files):
         raise SrtbenchError("two metrics files share a name; a line per run needs distinct file stems")
     fig, axes = plots.grid(1, len(PANELS))
-    # a colour per run (tab10 repeats after ten), a marker per ten runs, the legend beside the panels
-    colors = matplotlib.colormaps["tab20" if len(frames) > 10 else "tab10"]
-    for i, (name, df) in enumerate(frames.items()):
+    # a colour per run family (its seeds share it; tab10 repeats after ten), a marker and a dash per seed, the
+    # legend beside the panels
+    families = list(dict.fromkeys(family(name)[0] for name in frames))
+    colors = matplotlib.colormaps["tab20" if len(families) > 10 else "tab10"]
+    for name, df in frames.items():
+        stem, seed = family(name)
+        style = {"color": colors(families.index(stem) % 20), "marker": "os^D"[seed % 4],
+                 "linestyle": ("-", "--", ":", "-.")[seed % 4]}
         for ax, column in zip(axes[0], PANELS.values()):
             rows = df[df["step"].notna() & df[column].notna()]
-            ax.plot(rows["step"], rows[column].astype(float), marker="os^D"[i // 10 % 4], ms=3, color=colors(i % 20),
-                    label=plots.literal(name))
+            ax.plot(rows["step"], rows[column].astype(float), ms=3, label=plots.literal(name), **style)
     for ax, panel in zip(axes[0], PANELS):
         ax.set(xlabel="SGD step", ylabel=f"held-out {panel} accuracy (%)", title=f"held-out {panel} accuracy")
         ax.grid(alpha=0.3)

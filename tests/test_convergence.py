@@ -324,3 +324,30 @@ def test_the_equal_steps_table4_draws_its_first_seeds_convergence_early_and_ever
     assert list(plots[1].inputs) == every and len(every) == 21 and steps.index(plots[1]) > steps.index(plots[0])
     assert steps.index(plots[1]) > max(steps.index(s) for s in steps if s.kind == "train")
     assert not [s for s in recipes.plan("table4", "cpu", "epochs") if s.kind == "plot"]  # equal epochs: as before
+
+
+def test_the_seeds_of_a_run_share_its_colour_and_differ_in_dash(tmp_path, monkeypatch):
+    """A run's seeds (`NAME-sS`) are one colour in the figure, told apart by marker and dash; another run gets
+    another colour."""
+    from matplotlib import pyplot as plt
+
+    from srtbench import plots
+    from srtbench.convergence import convergence, family
+
+    assert family("at-steps4800-s2") == ("at-steps4800", 2) and family("at-steps4800") == ("at-steps4800", 0)
+    assert family("rt-lam1-b21-lr0.0082-steps4800") == ("rt-lam1-b21-lr0.0082-steps4800", 0)
+    assert family("ds-s") == ("ds-s", 0)
+
+    drawn = {}
+    def keep(fig, out, values=None):
+        drawn.update({line.get_label(): line for line in fig.axes[0].get_lines()})
+        plt.close(fig)
+        return []
+
+    monkeypatch.setattr(plots, "save", keep)
+    paths = [metrics_csv(tmp_path / f"{name}.metrics.csv", [60.0, 70.0]) for name in ("at", "at-s1", "srt", "srt-s1")]
+    convergence(paths, tmp_path / "fig")
+    assert drawn["at"].get_color() == drawn["at-s1"].get_color() != drawn["srt"].get_color()
+    assert drawn["srt"].get_color() == drawn["srt-s1"].get_color()
+    assert drawn["at"].get_linestyle() != drawn["at-s1"].get_linestyle()
+    assert drawn["at"].get_marker() != drawn["at-s1"].get_marker()
