@@ -212,10 +212,12 @@ def check_size(metrics: Path, frame, default: int | None = None) -> int | None:
 
 
 def family(name: str) -> tuple[str, int]:
-    """A run's name without its seed suffix, and the seed (`at-s2` -> ("at", 2); no suffix: seed 0), so a figure
-    draws the seeds of one run in one colour."""
-    stem, dash, seed = name.rpartition("-s")
-    return (stem, int(seed)) if dash and stem and seed.isdigit() else (name, 0)
+    """A run's name without its seed suffix, and the seed (`at-s2` -> ("at", 2); no suffix: seed 0), by the rule
+    tables group seeds by (`tables.seeds.SEED_SUFFIX`), so a figure draws the seeds of one run in one colour."""
+    from srtbench.tables.seeds import SEED_SUFFIX
+
+    match = SEED_SUFFIX.search(f"{name}.pt")
+    return (name[:match.start()], int(match.group(1))) if match and match.start() else (name, 0)
 
 
 def convergence(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
