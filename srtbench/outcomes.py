@@ -79,7 +79,8 @@ def worst_case(examples: list[Examples]) -> Examples:
 
 
 def accuracy(mask: torch.Tensor) -> float:
-    return 100.0 * mask.float().mean().item()
+    """The share of True in a boolean vector, in percent, counted exactly; NaN for an empty one."""
+    return 100.0 * int(mask.sum()) / mask.numel() if mask.numel() else math.nan
 
 
 def pack(mask: torch.Tensor) -> str:

@@ -134,6 +134,17 @@ def test_packed_outcomes_read_back_as_written_and_anything_else_is_refused():
             unpack(bad)
 
 
+def test_a_checks_accuracy_is_the_exact_share_of_its_outcomes():
+    import torch
+
+    from srtbench.outcomes import accuracy
+
+    # 356 of 500 is 71.2 exactly; a float32 mean would give 71.20000147...
+    assert accuracy(torch.arange(500) < 356) == 71.2
+    assert accuracy(torch.ones(3, dtype=torch.bool)) == 100.0 and accuracy(torch.zeros(7, dtype=torch.bool)) == 0.0
+    assert math.isnan(accuracy(torch.zeros(0, dtype=torch.bool)))
+
+
 def paired_checks(first, gained, lost, n=500):
     """Two checks' per-image results on n images: `first` correct at the first, then `gained` images more and
     `lost` fewer."""

@@ -9,6 +9,7 @@ from torch import nn
 from srtbench.maximizers import build as build_maximizer
 from srtbench.maximizers import cross_entropy, eval_mode, misclassified, predict
 from srtbench.neighborhoods import Neighborhood
+from srtbench.outcomes import accuracy
 
 
 def held_out_outcomes(model: nn.Module, images, neighborhood: Neighborhood, steps: int, seed: int,
@@ -38,9 +39,4 @@ def held_out_check(model: nn.Module, images, neighborhood: Neighborhood, steps: 
     if len(images) == 0:
         return float("nan"), float("nan")
     clean, robust = held_out_outcomes(model, images, neighborhood, steps, seed, device, chunk)
-    return percent(clean), percent(robust)
-
-
-def percent(correct: torch.Tensor) -> float:
-    """The share of True in a non-empty boolean vector, in percent."""
-    return 100.0 * int(correct.sum()) / len(correct)
+    return accuracy(clean), accuracy(robust)

@@ -10,10 +10,10 @@ import torch
 from srtbench import data
 from srtbench.defenses import ramp_lambda
 from srtbench.distributed import all_sum, barrier
-from srtbench.outcomes import pack
+from srtbench.outcomes import accuracy, pack
 from srtbench.progress import progress_bar
 from srtbench.trainer.guards import _PaceCheck, _StopFlag
-from srtbench.trainer.held_out import held_out_outcomes, percent
+from srtbench.trainer.held_out import held_out_outcomes
 from srtbench.trainer.resume import _SaveClock, _Saving, _write_metrics
 from srtbench.trainer.run import Run, TrainResult
 from srtbench.trainer.schedules import learning_rate
@@ -39,7 +39,7 @@ def _held_out(t: _Training, last: bool) -> dict[str, float | str]:
         with t.autocast:
             clean, robust = held_out_outcomes(t.model, t.check, t.neighborhood, t.cfg.check_steps, t.cfg.seed,
                                               t.device)
-        row = {"clean_acc": percent(clean), "robust_acc": percent(robust), "robust_correct": pack(robust)}
+        row = {"clean_acc": accuracy(clean), "robust_acc": accuracy(robust), "robust_correct": pack(robust)}
     return row
 
 
