@@ -182,6 +182,24 @@ def test_rerun_adds_no_rows_and_force_recomputes(ckpt, tmp_path):
     assert (first.iloc[-1].attack, forced.iloc[-1].attack, forced.iloc[-1].fraction) == ("gridadv.t", "fgsm", 1.0)
 
 
+def test_a_model_retrained_in_place_is_evaluated_anew_and_its_earlier_rows_are_kept_and_named(trained_cnn, tmp_path):
+    path, out = tmp_path / "run.pt", tmp_path / "r.csv"
+    meta = {**checkpoint.model_meta("small-cnn", data.DATASETS.get("fashion-mnist")), "label": "Run"}
+    checkpoint.save(path, trained_cnn, meta)
+    first_sha = evaluate.sha256(path)
+    args = ("evaluate", path, "--attacks", "fgsm[epsilon=0.1]", "--n", 16, "--no-sanity", "--out", out)
+    first = run(*args)
+    assert first.exit_code == 0 and "earlier" not in first.output
+    checkpoint.save(path, trained_cnn, {**meta, "train_time_s": 1.0})  # the same path, another file
+    again = run(*args)
+    assert again.exit_code == 0, again.output
+    df = pd.read_csv(out)
+    assert sorted(df.checkpoint_sha256) == sorted([first_sha, evaluate.sha256(path)])  # evaluated anew, nothing lost
+    assert f"holds 1 rows of an earlier {path} (sha256 {first_sha[:12]}" in again.output
+    third = run(*args)  # nothing left to attack, and the earlier rows are still there to name
+    assert len(pd.read_csv(out)) == 2 and f"sha256 {first_sha[:12]}" in third.output
+
+
 def test_an_interrupted_evaluation_resumes_from_its_side_files_and_writes_the_csv_once(ckpt, tmp_path, monkeypatch):
     out = tmp_path / "r.csv"
     calls = {"n": 0, "append": 0}

@@ -42,6 +42,10 @@ def evaluate_cmd(checkpoints, **options):
     if current().main:  # under torchrun, rank 0 speaks for all
         for summary in summaries:
             echo(report(summary))
+            for sha, count in summary.earlier.items():
+                echo(f"note: {cfg.out} also holds {count} rows of an earlier {summary.target.path} (sha256 "
+                     f"{sha[:12]}, now {summary.target.sha256[:12]}); they stay, and tables show the two files as "
+                     "two models: move those rows out if this one replaces it", err=True)
         echo(f"rows in {cfg.out}")
 
 

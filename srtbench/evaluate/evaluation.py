@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,6 +31,7 @@ class Summary:
     runs: list[AttackRun]
     worst: dict[tuple[str, float], dict[str, Any]]  # (group, fraction) -> risks of Definition 2, attacks
     findings: list[Finding] = dataclasses.field(default_factory=list)  # --adaptive: why gradients may mislead
+    earlier: dict[str, int] = dataclasses.field(default_factory=dict)  # rows of an earlier file of its path, by hash
 
 
 def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
@@ -68,8 +70,20 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
         if d.main:
             results.append(cfg.out, [r.row for r in ev.runs], replace=True)
         distributed.barrier(d)  # every rank sees the finished file before the next checkpoint
-        summaries.append(Summary(target, ev.clean_acc, ev.runs, _worst(ev.runs), findings))
+        summaries.append(Summary(target, ev.clean_acc, ev.runs, _worst(ev.runs), findings,
+                                 earlier_rows(cfg.out, target, {str(r.row["model"]) for r in ev.runs})))
     return summaries
+
+
+def earlier_rows(out: str, target: Target, models: set[str]) -> dict[str, int]:
+    """Rows of `out` from an earlier file at the target's path (a model retrained in place), per sha256: they stay
+    (nothing is dropped), and tables show the two files as two models."""
+    if not Path(out).exists():
+        return {}
+    df = results.read(out)
+    old = df[(df["checkpoint"].astype(str) == target.path) & df["model"].astype(str).isin(models)
+             & (df["checkpoint_sha256"].astype(str) != target.sha256)]
+    return {str(sha): len(g) for sha, g in old.groupby("checkpoint_sha256", sort=False)}
 
 
 def _adaptive_specs(findings: list[Finding], specs: list[str], target: Target) -> list[str]:
