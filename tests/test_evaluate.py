@@ -198,6 +198,12 @@ def test_a_model_retrained_in_place_is_evaluated_anew_and_its_earlier_rows_are_k
     assert f"holds 1 rows of an earlier {path} (sha256 {first_sha[:12]}" in again.output
     third = run(*args)  # nothing left to attack, and the earlier rows are still there to name
     assert len(pd.read_csv(out)) == 2 and f"sha256 {first_sha[:12]}" in third.output
+    from srtbench.recipes.jobs import EvaluateJob  # a recipe's evaluation step says so too
+
+    said = []
+    EvaluateJob((str(path),), evaluate.EvalConfig(attacks="fgsm[epsilon=0.1]", n=16, sanity=False, out=str(out),
+                                                  device="cpu")).execute(said.append)
+    assert any(f"earlier {path} (sha256 {first_sha[:12]}" in line for line in said)
 
 
 def test_an_interrupted_evaluation_resumes_from_its_side_files_and_writes_the_csv_once(ckpt, tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ def evaluate_cmd(checkpoints, **options):
     from srtbench import sources
     from srtbench.distributed import current
     from srtbench.evaluate import evaluate
+    from srtbench.evaluate.evaluation import earlier_notes
     from srtbench.runtime import set_threads
 
     set_threads()  # this process's share of the cores ($SRTBENCH_THREADS), before any work
@@ -42,10 +43,8 @@ def evaluate_cmd(checkpoints, **options):
     if current().main:  # under torchrun, rank 0 speaks for all
         for summary in summaries:
             echo(report(summary))
-            for sha, count in summary.earlier.items():
-                echo(f"note: {cfg.out} also holds {count} rows of an earlier {summary.target.path} (sha256 "
-                     f"{sha[:12]}, now {summary.target.sha256[:12]}); they stay, and tables show the two files as "
-                     "two models: move those rows out if this one replaces it", err=True)
+            for note in earlier_notes(cfg.out, summary):
+                echo(note, err=True)
         echo(f"rows in {cfg.out}")
 
 

@@ -75,6 +75,14 @@ def evaluate(paths: list[str], cfg: EvalConfig) -> list[Summary]:
     return summaries
 
 
+def earlier_notes(out: str, summary: Summary) -> list[str]:
+    """A line per earlier file whose rows `out` still holds beside the ones just written for its path."""
+    t = summary.target
+    return [f"note: {out} also holds {count} rows of an earlier {t.path} (sha256 {sha[:12]}, now {t.sha256[:12]}); "
+            "they stay, and tables show the two files as two models: move those rows out if this one replaces it"
+            for sha, count in summary.earlier.items()]
+
+
 def earlier_rows(out: str, target: Target, models: set[str]) -> dict[str, int]:
     """Rows of `out` from an earlier file at the target's path (a model retrained in place), per sha256: they stay
     (nothing is dropped), and tables show the two files as two models."""

@@ -143,10 +143,13 @@ class EvaluateJob:
 
     def execute(self, echo: Callable[[str], None]) -> None:
         from srtbench.evaluate import evaluate
+        from srtbench.evaluate.evaluation import earlier_notes
 
         for summary in evaluate(list(self.checkpoints), self.config):
             for r in summary.runs:
                 echo(f"{summary.target.label}: {r.attack} × {r.fraction:g}  robust {float(r.row['robust_acc']):.2f}%")
+            for note in earlier_notes(self.config.out, summary):
+                echo(note)
         echo(f"rows in {self.config.out}")
 
     @property
