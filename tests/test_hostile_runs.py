@@ -148,6 +148,30 @@ def test_save_settings_are_not_part_of_what_resume_must_match(tmp_path, sets, un
     assert same_weights(checkpoint.load(done.path).state_dict, uninterrupted)
 
 
+def test_a_run_records_its_torch_threads_and_says_when_a_resume_changes_them(tmp_path, sets, capsys):
+    labeled, unlabeled = sets
+    now = torch.get_num_threads()
+    run = tiny_run(tmp_path, save_every=0, save_every_steps=3)
+
+    def die(step, stop):
+        if step == 4:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train(run, labeled=labeled, unlabeled=unlabeled, progress=False, on_step=die)
+    assert checkpoint.load(run.paths[1]).meta["threads"] == [now]
+    other = 1 if now > 1 else 2
+    capsys.readouterr()
+    torch.set_num_threads(other)
+    try:
+        done = train(run, labeled=labeled, unlabeled=unlabeled, progress=False, resume=True)
+    finally:
+        torch.set_num_threads(now)
+    meta = checkpoint.load(done.path).meta
+    assert meta["threads"] == [now, other] and meta["torch_version"] == torch.__version__
+    assert f"trained so far with {now} torch threads, continued with {other}" in capsys.readouterr().err
+
+
 def test_save_every_is_a_command_line_option():
     out = CliRunner().invoke(main, ["train", "srt", "--help"]).output
     assert "--save-every " in out and "--save-every-steps" in out

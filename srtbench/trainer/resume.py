@@ -131,7 +131,7 @@ class _Saving:
             "train": {**to_dict(cfg), "schedule": self.schedule, "total_steps": total}, "data": to_dict(run.data),
             "seed": cfg.seed, "epoch": len(self.rows), "step": self.step, "metrics": metrics, "train_time_s": time_s,
             "preset": run.preset, "finished": finished, "world_size": self.d.world,
-            "device": device_label(self.device),
+            "device": device_label(self.device), "threads": list(self.threads), "torch_version": str(torch.__version__),
             "lr_curve": [[s, learning_rate(cfg, self.schedule, s, total)]
                          for s in sorted({round(i * (total - 1) / 99) for i in range(100)})],
             "command": command_line(),

@@ -14,7 +14,7 @@ from srtbench.defenses import DEFENSES, Setup
 from srtbench.distributed import init_distributed
 from srtbench.errors import SrtbenchError
 from srtbench.models import create_model
-from srtbench.runtime import exact_fp32, set_deterministic
+from srtbench.runtime import exact_fp32, notice, set_deterministic
 from srtbench.trainer.guards import _check_memory, _fit_batch_size
 from srtbench.trainer.resume import _fingerprint, _resume_state, _set_rng_state
 from srtbench.trainer.run import Run
@@ -50,6 +50,7 @@ class _Setup:
         self.epoch, self.batch, self.step, self.train_time = 0, 0, 0, 0.0
         self.rows: list[dict[str, float]] = []
         self.totals = Totals.zeros(self.device)
+        self.threads = [torch.get_num_threads()]  # the torch threads of each part of the run, in order of first use
         if state is not None:
             self._restore(state)
         self.net: nn.Module = self.model
@@ -109,5 +110,11 @@ class _Setup:
         self.epoch, self.batch, self.step = r["epoch"], r["batch"], r["step"]
         self.train_time, self.rows = r["train_time_s"], list(r["rows"])
         self.totals = Totals.of(r["acc"][self.d.rank].to(self.device))
+        before = list(state.meta.get("threads") or [])
+        if before and self.threads[0] not in before and self.d.main:
+            notice(f"{self.resume_path}: trained so far with {before[-1]} torch threads, continued with "
+                   f"{self.threads[0]}; float sums depend on the thread count, so the weights will not match a run "
+                   f"trained at one count bit for bit")
+        self.threads = list(dict.fromkeys([*before, *self.threads]))
         if r.get("finished"):
             self.epoch = self.n_epochs
