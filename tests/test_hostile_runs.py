@@ -133,7 +133,8 @@ def test_resume_with_nothing_to_resume_never_overwrites_a_finished_run(tmp_path,
         train(run, labeled=labeled, unlabeled=unlabeled, progress=False, resume=True)
 
 
-def test_save_settings_are_not_part_of_what_resume_must_match(tmp_path, sets, uninterrupted):
+def _killed_after_step_4(tmp_path, sets) -> Run:
+    """The tiny run, saving every 3 steps, stopped by an exception after SGD step 4 (its resume state: step 3)."""
     labeled, unlabeled = sets
     run = tiny_run(tmp_path, save_every=0, save_every_steps=3)
 
@@ -143,6 +144,12 @@ def test_save_settings_are_not_part_of_what_resume_must_match(tmp_path, sets, un
 
     with pytest.raises(_Killed):
         train(run, labeled=labeled, unlabeled=unlabeled, progress=False, on_step=die)
+    return run
+
+
+def test_save_settings_are_not_part_of_what_resume_must_match(tmp_path, sets, uninterrupted):
+    labeled, unlabeled = sets
+    run = _killed_after_step_4(tmp_path, sets)
     run.train = TrainConfig(**{**vars(run.train), "save_every": 600.0, "save_every_steps": 0})
     done = train(run, labeled=labeled, unlabeled=unlabeled, progress=False, resume=True)
     assert same_weights(checkpoint.load(done.path).state_dict, uninterrupted)
@@ -151,14 +158,7 @@ def test_save_settings_are_not_part_of_what_resume_must_match(tmp_path, sets, un
 def test_a_run_records_its_torch_threads_and_says_when_a_resume_changes_them(tmp_path, sets, capsys):
     labeled, unlabeled = sets
     now = torch.get_num_threads()
-    run = tiny_run(tmp_path, save_every=0, save_every_steps=3)
-
-    def die(step, stop):
-        if step == 4:
-            raise _Killed
-
-    with pytest.raises(_Killed):
-        train(run, labeled=labeled, unlabeled=unlabeled, progress=False, on_step=die)
+    run = _killed_after_step_4(tmp_path, sets)
     assert checkpoint.load(run.paths[1]).meta["threads"] == [now]
     other = 1 if now > 1 else 2
     capsys.readouterr()
