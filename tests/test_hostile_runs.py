@@ -158,18 +158,28 @@ def test_save_settings_are_not_part_of_what_resume_must_match(tmp_path, sets, un
 def test_a_run_records_its_torch_threads_and_says_when_a_resume_changes_them(tmp_path, sets, capsys):
     labeled, unlabeled = sets
     now = torch.get_num_threads()
-    run = _killed_after_step_4(tmp_path, sets)
-    assert checkpoint.load(run.paths[1]).meta["threads"] == [now]
     other = 1 if now > 1 else 2
+    run = _killed_after_step_4(tmp_path, sets)  # its first part at `now` threads
+    assert checkpoint.load(run.paths[1]).meta["threads"] == [now]
     capsys.readouterr()
-    torch.set_num_threads(other)
+
+    def die(step, stop):
+        if step == 8:
+            raise _Killed
+
+    torch.set_num_threads(other)  # a second part at the other count, stopped again
     try:
-        done = train(run, labeled=labeled, unlabeled=unlabeled, progress=False, resume=True)
+        with pytest.raises(_Killed):
+            train(run, labeled=labeled, unlabeled=unlabeled, progress=False, resume=True, on_step=die)
     finally:
         torch.set_num_threads(now)
-    meta = checkpoint.load(done.path).meta
-    assert meta["threads"] == [now, other] and meta["torch_version"] == torch.__version__
     assert f"trained so far with {now} torch threads, continued with {other}" in capsys.readouterr().err
+    assert checkpoint.load(run.paths[1]).meta["threads"] == [now, other]
+    # the last part back at the first count: the part just before it is the one a resume continues
+    done = train(run, labeled=labeled, unlabeled=unlabeled, progress=False, resume=True)
+    assert f"trained so far with {other} torch threads, continued with {now}" in capsys.readouterr().err
+    meta = checkpoint.load(done.path).meta
+    assert meta["threads"] == [other, now] and meta["torch_version"] == torch.__version__
 
 
 def test_save_every_is_a_command_line_option():

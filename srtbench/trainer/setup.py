@@ -50,7 +50,7 @@ class _Setup:
         self.epoch, self.batch, self.step, self.train_time = 0, 0, 0, 0.0
         self.rows: list[dict[str, float]] = []
         self.totals = Totals.zeros(self.device)
-        self.threads = [torch.get_num_threads()]  # the torch threads of each part of the run, in order of first use
+        self.threads = [torch.get_num_threads()]  # the torch thread counts the run used, the current one last
         if state is not None:
             self._restore(state)
         self.net: nn.Module = self.model
@@ -110,11 +110,11 @@ class _Setup:
         self.epoch, self.batch, self.step = r["epoch"], r["batch"], r["step"]
         self.train_time, self.rows = r["train_time_s"], list(r["rows"])
         self.totals = Totals.of(r["acc"][self.d.rank].to(self.device))
-        before = list(state.meta.get("threads") or [])
-        if before and self.threads[0] not in before and self.d.main:
-            notice(f"{self.resume_path}: trained so far with {before[-1]} torch threads, continued with "
-                   f"{self.threads[0]}; float sums depend on the thread count, so the weights will not match a run "
-                   f"trained at one count bit for bit")
-        self.threads = list(dict.fromkeys([*before, *self.threads]))
+        before, now = list(state.meta.get("threads") or []), self.threads[0]
+        if before and before[-1] != now and self.d.main:
+            notice(f"{self.resume_path}: trained so far with {before[-1]} torch threads, continued with {now}; "
+                   "float sums depend on the thread count, so the weights will not match a run trained at one "
+                   "count bit for bit")
+        self.threads = [*(t for t in before if t != now), now]
         if r.get("finished"):
             self.epoch = self.n_epochs
