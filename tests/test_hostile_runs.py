@@ -182,6 +182,15 @@ def test_a_run_records_its_torch_threads_and_says_when_a_resume_changes_them(tmp
     assert meta["threads"] == [other, now] and meta["torch_version"] == torch.__version__
 
 
+def test_a_resume_state_with_unreadable_thread_counts_still_resumes(tmp_path, sets):
+    labeled, unlabeled = sets
+    run = _killed_after_step_4(tmp_path, sets)
+    state = checkpoint.load(run.paths[1])
+    checkpoint.save(run.paths[1], state.build_model(), {**state.meta, "threads": "4"}, resume=state.resume)
+    done = train(run, labeled=labeled, unlabeled=unlabeled, progress=False, resume=True)
+    assert checkpoint.load(done.path).meta["threads"] == [torch.get_num_threads()]
+
+
 def test_save_every_is_a_command_line_option():
     out = CliRunner().invoke(main, ["train", "srt", "--help"]).output
     assert "--save-every " in out and "--save-every-steps" in out

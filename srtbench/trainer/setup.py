@@ -110,7 +110,8 @@ class _Setup:
         self.epoch, self.batch, self.step = r["epoch"], r["batch"], r["step"]
         self.train_time, self.rows = r["train_time_s"], list(r["rows"])
         self.totals = Totals.of(r["acc"][self.d.rank].to(self.device))
-        before, now = list(state.meta.get("threads") or []), self.threads[0]
+        kept, now = state.meta.get("threads"), self.threads[0]
+        before = [t for t in kept if isinstance(t, int)] if isinstance(kept, list) else []  # older files: none
         if before and before[-1] != now and self.d.main:
             notice(f"{self.resume_path}: trained so far with {before[-1]} torch threads, continued with {now}; "
                    "float sums depend on the thread count, so the weights will not match a run trained at one "
